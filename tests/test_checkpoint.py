@@ -1,0 +1,93 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import song
+from vocalsep.checkpoint import ModelFileError, load_model, registry, resolve_model, save_model
+from vocalsep.separator import Separator
+
+
+def test_save_load_round_trip_is_exact(tmp_path, bundle):
+    path = save_model(tmp_path / "m.pt", bundle)
+    loaded = load_model(path)
+    for (k, a), (k2, b) in zip(bundle.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    assert loaded.features == bundle.features and loaded.voice_rule == bundle.voice_rule
+    x = song(1.0, 16000, 1)
+    a = Separator(bundle, segment_frames=100).separate(x, 16000)
+    b = Separator(loaded, segment_frames=100).separate(x, 16000)
+    assert np.array_equal(a["vocals"], b["vocals"])
+
+
+def test_half_precision_storage_is_close(tmp_path, bundle):
+    path = save_model(tmp_path / "h.pt", bundle, half=True)
+    loaded = load_model(path)
+    assert loaded.meta["storage_dtype"] == "float16"
+    for a, b in zip(bundle.model.state_dict().values(), loaded.model.state_dict().values()):
+        assert b.dtype == a.dtype and torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_file_is_self_describing(tmp_path, bundle):
+    obj = torch.load(save_model(tmp_path / "m.pt", bundle), weights_only=True)
+    for key in ("arch", "model_class", "model_kwargs", "features", "voice_rule", "training", "vocalsep_version", "stems"):
+        assert key in obj
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path, bundle):
+    path = save_model(tmp_path / "m.pt", bundle)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        load_model(tmp_path / "cut.pt")
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ModelFileError, match="not a vocalsep model"):
+        load_model(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_text("not a model")
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "text.pt")
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned",))
+
+
+def test_pickle_payload_is_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "vocalsep.model", "payload": _Exploit()}, path)
+    with pytest.raises(ModelFileError, match="refused"):
+        load_model(path)
+    assert not (tmp_path / "pwned").exists()
+    with open(tmp_path / "raw.pt", "wb") as f:
+        pickle.dump(_Exploit(), f)
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "raw.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_checksum_mismatch_is_refused(tmp_path, bundle):
+    path = save_model(tmp_path / "m.pt", bundle)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load_model(path, sha256="0" * 64)
+
+
+def test_weights_must_match_architecture(tmp_path, bundle):
+    path = save_model(tmp_path / "m.pt", bundle)
+    obj = torch.load(path, weights_only=True)
+    obj["model_kwargs"]["hidden"] = 9
+    torch.save(obj, path)
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_model(path)
+
+
+def test_registry_names_resolve():
+    reg = registry()
+    assert reg["default"]
+    with pytest.raises(ModelFileError, match="neither a bundled model"):
+        resolve_model("no-such-model")

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from vocalsep.model import DeepClusteringBLSTM, SequenceBNBLSTM, build_model
+
+
+def reference_layer(layer: SequenceBNBLSTM, x: torch.Tensor, use_batch_stats: bool) -> torch.Tensor:
+    """Direct implementation: BN over batch and time of W_ih x, then an explicit LSTM loop per direction."""
+    H = layer.hidden_size
+    z = x @ layer.weight_ih.T  # (B, T, 8H)
+    if use_batch_stats:
+        mean, var = z.mean((0, 1)), z.var((0, 1), unbiased=False)
+    else:
+        mean, var = layer.running_mean, layer.running_var
+    z = (z - mean) / torch.sqrt(var + layer.eps) * layer.bn_weight + layer.bias
+    outs = []
+    for d in range(2):
+        zd = z[..., d * 4 * H:(d + 1) * 4 * H]
+        if d == 1:
+            zd = zd.flip(1)
+        h = torch.zeros(x.shape[0], H, dtype=x.dtype)
+        c = torch.zeros_like(h)
+        hs = []
+        for t in range(x.shape[1]):
+            g = zd[:, t] + h @ layer.weight_hh[d].T
+            i, f, gg, o = g.chunk(4, -1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+        hd = torch.stack(hs, 1)
+        outs.append(hd.flip(1) if d == 1 else hd)
+    return torch.cat(outs, -1)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequence_bn_lstm_matches_direct_implementation(training):
+    torch.manual_seed(0)
+    layer = SequenceBNBLSTM(6, 5).double()
+    with torch.no_grad():
+        layer.bn_weight.uniform_(0.5, 1.5)
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.5, 2.0)
+    layer.train(training)
+    x = torch.randn(3, 11, 6, dtype=torch.float64) * 2 + 1
+    ref = reference_layer(layer, x, use_batch_stats=training)
+    assert torch.allclose(layer(x), ref, atol=1e-10)
+
+
+def test_sequence_bn_statistics_are_over_batch_and_time():
+    torch.manual_seed(0)
+    layer = SequenceBNBLSTM(4, 3).double().train()
+    x = torch.randn(5, 20, 4, dtype=torch.float64) * 3 + 2
+    w, b = layer.normalized_input_weights(x)
+    z = x @ w.T + b - layer.bias  # the normalised input-to-hidden product (shift removed)
+    assert torch.allclose(z.mean((0, 1)), torch.zeros(24, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(z.var((0, 1), unbiased=False), torch.ones(24, dtype=torch.float64), atol=1e-4)
+    # running statistics moved towards the batch statistics of W x
+    wx = x @ layer.weight_ih.T
+    expected = 0.9 * torch.zeros(24, dtype=torch.float64) + 0.1 * wx.mean((0, 1))
+    assert torch.allclose(layer.running_mean, expected, atol=1e-9)
+
+
+def test_embeddings_are_unit_norm_with_expected_shape():
+    m = build_model("mirex2016", 12, hidden=6, layers=2, emb_dim=5).eval()
+    v = m(torch.randn(2, 9, 12))
+    assert v.shape == (2, 9, 12, 5)
+    assert torch.allclose(v.norm(dim=-1), torch.ones(2, 9, 12), atol=1e-5)
+
+
+def test_mirex2016_defaults_are_the_papers():
+    m = build_model("mirex2016", 150)
+    assert isinstance(m, DeepClusteringBLSTM)
+    assert len(m.rnn) == 4 and m.rnn[0].hidden_size == 500 and m.emb_dim == 20
+    assert m.dropout.p == 0.2
+
+
+def test_bad_input_shape_and_unknown_arch():
+    m = build_model("mirex2016", 12, hidden=4, layers=1, emb_dim=3)
+    with pytest.raises(ValueError, match="expected"):
+        m(torch.randn(2, 9, 13))
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("nope", 12)

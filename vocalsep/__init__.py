@@ -1,0 +1,12 @@
+"""vocalsep: singing-voice separation by deep clustering."""
+__version__ = "0.1.0"
+
+__all__ = ["Separator", "__version__"]
+
+
+def __getattr__(name):
+    if name == "Separator":
+        from .separator import Separator
+
+        return Separator
+    raise AttributeError(f"module 'vocalsep' has no attribute {name!r}")

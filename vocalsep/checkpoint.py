@@ -1,0 +1,156 @@
+"""Self-describing model files and the registry of bundled models.
+
+A model file is a ``torch.save``d dict of tensors and plain values only, read back with
+``torch.load(weights_only=True)``, so loading never runs code from the file. It records the
+architecture and its arguments, the feature configuration, the stem names, the voice-cluster rule,
+a training summary and the versions that wrote it; the weights are loaded with ``strict=True``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._atomic import atomic_path
+from .features import FeatureConfig
+from .model import MODEL_CLASSES
+
+FORMAT = "vocalsep.model"
+FORMAT_VERSION = 1
+STEMS = ("vocals", "accompaniment")
+
+
+class ModelFileError(Exception):
+    """A model file is missing, corrupt, foreign, or fails its checksum."""
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to separate with a trained model."""
+
+    model: nn.Module
+    features: FeatureConfig
+    arch: str
+    model_kwargs: dict
+    voice_rule: dict | None = None  # {"vocals": [D floats], "accompaniment": [D floats]}
+    stems: tuple[str, ...] = STEMS
+    training: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    """``torch.save`` to a temp file in the target folder, then rename over ``path``."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_model(path: str | Path, bundle: ModelBundle, half: bool = False) -> Path:
+    """Write a model file atomically; ``half`` stores floating-point weights as float16."""
+    from . import __version__
+
+    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+             for k, v in bundle.model.state_dict().items()}
+    obj = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vocalsep_version": __version__,
+        "torch_version": str(torch.__version__),
+        "arch": bundle.arch,
+        "model_class": type(bundle.model).__name__,
+        "model_kwargs": dict(bundle.model_kwargs),
+        "features": bundle.features.to_dict(),
+        "stems": list(bundle.stems),
+        "voice_rule": bundle.voice_rule,
+        "training": bundle.training,
+        "storage_dtype": "float16" if half else "float32",
+        "state_dict": state,
+    }
+    atomic_torch_save(obj, path)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """``torch.load`` with ``weights_only=True``, turning every failure into :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(f"{path}: refused to load: the file holds objects other than weights "
+                             f"and plain values ({str(exc).splitlines()[0][:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated?): "
+                             f"{str(exc).splitlines()[0][:120]}") from None
+
+
+def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
+    """Load a model file written by :func:`save_model`; verify ``sha256`` when given."""
+    path = Path(path)
+    if sha256 is not None:
+        digest = file_sha256(path)
+        if digest != sha256:
+            raise ModelFileError(f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected "
+                                 f"{sha256[:12]}...); the file is damaged or was replaced, reinstall vocalsep")
+    obj = read_checkpoint(path)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a vocalsep model file (no '{FORMAT}' header)")
+    if obj.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: written by a newer vocalsep (format {obj['format_version']}); upgrade vocalsep")
+    cls = MODEL_CLASSES.get(obj["model_class"])
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown model class {obj['model_class']!r}; known: {sorted(MODEL_CLASSES)}")
+    features = FeatureConfig.from_dict(obj["features"])
+    try:
+        model = cls(n_bands=features.n_mels, **obj["model_kwargs"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        model.load_state_dict(state, strict=True)
+    except (TypeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: weights do not match the recorded architecture: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
+    model.eval()
+    meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
+    return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
+                       model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
+                       stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- bundled models -------------------------------------------------------------------------
+
+def registry() -> dict:
+    """The bundled-model registry: ``{"default": name, "models": {name: {...}}}``."""
+    text = resources.files("vocalsep.pretrained").joinpath("registry.json").read_text()
+    return json.loads(text)
+
+
+def resolve_model(name_or_path: str | Path | None = None) -> tuple[Path, str | None]:
+    """A registered name (or None for the default) -> (bundled file, sha256); a path -> (path, None)."""
+    reg = registry()
+    name = reg["default"] if name_or_path is None else str(name_or_path)
+    if name in reg["models"]:
+        entry = reg["models"][name]
+        path = Path(str(resources.files("vocalsep.pretrained").joinpath(entry["file"])))
+        if not path.is_file():
+            raise ModelFileError(f"bundled model {name!r} is missing from the installation ({path}); reinstall vocalsep")
+        return path, entry["sha256"]
+    path = Path(name)
+    if not path.exists():
+        raise ModelFileError(f"{name}: neither a bundled model ({', '.join(sorted(reg['models']))}) "
+                             "nor an existing file")
+    return path, None
+

@@ -1,0 +1,166 @@
+"""Command line: thin wrappers that parse options, call the library and report errors in one line."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+class _OneLineErrors(click.Group):
+    """Turn vocalsep's own exceptions into a one-line message and exit code 1."""
+
+    def invoke(self, ctx):
+        from .audio import AudioError
+        from .checkpoint import ModelFileError
+        from .data import DatasetError
+        from .separator import SeparationError
+        from .train import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except (AudioError, ModelFileError, DatasetError, ConfigError, SeparationError) as exc:
+            click.echo(f"vocalsep: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_OneLineErrors)
+@click.version_option(__version__, prog_name="vocalsep")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def main(verbose: bool) -> None:
+    """Separate singing voice from music with deep clustering."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+@main.command()
+@click.option("-c", "--config", "config", type=click.Path(dir_okay=False), help="TOML training config.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Experiment folder.")
+@click.option("--phase", type=int, multiple=True, help="Curriculum phase(s) to run (default: all, in order).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. phases.0.lr=5e-4.")
+def train(config, out_dir, phase, overrides):
+    """Train a model from a config; resumes a phase that was interrupted."""
+    from .train import load_config, train_phase
+
+    cfg = load_config(config, overrides)
+    for p in phase or range(1, len(cfg.phases) + 1):
+        best = train_phase(cfg, p, out_dir)
+        click.echo(f"phase {p}: best model {best}")
+
+
+def _separator(model, device, reconstruct, cluster, progress=None):
+    from .checkpoint import load_model, resolve_model
+    from .separator import Separator
+
+    path, sha = resolve_model(model)
+    return Separator(load_model(path, sha256=sha), device=device, reconstruct=reconstruct,
+                     cluster=cluster, progress=progress)
+
+
+def _model_options(f):
+    f = click.option("--model", "model", default=None, metavar="NAME|PATH",
+                     help="Bundled model name or model file (default: the bundled default).")(f)
+    f = click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True,
+                     help="Where the network runs.")(f)
+    f = click.option("--reconstruct", default="full", type=click.Choice(["full", "mel"]), show_default=True,
+                     help="full: mask the input's own STFT (full band, stereo, vocals + accompaniment = input); "
+                          "mel: the MIREX 2016 inverse-mel path.")(f)
+    f = click.option("--cluster", default="kmeans", type=click.Choice(["kmeans", "prototype"]), show_default=True,
+                     help="kmeans: k-means++ per chunk, voice chosen by the model's rule; "
+                          "prototype: nearest stored centroid.")(f)
+    return f
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--out", "out_dir", default="separated", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; stems go to OUT/<file stem>/<stem>.<format>.")
+@click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True)
+@click.option("--float32", "float32", is_flag=True, help="Write 32-bit float wav instead of 16-bit PCM.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@_model_options
+def split(files, out_dir, fmt, float32, force, model, device, reconstruct, cluster):
+    """Separate FILES into vocals and accompaniment.
+
+    The model is loaded once for all files. A file that fails is reported in one line and the
+    others are still processed; the exit code is 1 if any file failed.
+    """
+    from tqdm import tqdm
+
+    from .audio import AudioError, load_audio, save_audio
+    from .separator import SeparationError
+
+    if float32 and fmt != "wav":
+        raise click.UsageError("--float32 applies to --format wav only")
+    bar = {"t": None}
+
+    def progress(done, total):
+        if bar["t"] is None and total > 1:
+            bar["t"] = tqdm(total=total, unit="chunk", leave=False, disable=None)
+        if bar["t"] is not None:
+            bar["t"].update(done - bar["t"].n)
+
+    sep = _separator(model, device, reconstruct, cluster, progress)
+    failures, seen = 0, {}
+    for path in files:
+        target = out_dir / path.stem
+        try:
+            if target in seen:
+                raise AudioError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
+            seen[target] = path
+            outputs = {stem: target / f"{stem}.{fmt}" for stem in sep.stems}
+            existing = [str(p) for p in outputs.values() if p.exists()]
+            if existing and not force:
+                raise AudioError(f"{path}: output {existing[0]} already exists; pass --force to overwrite")
+            audio, sr = load_audio(path)
+            try:
+                stems = sep.separate(audio, sr)
+            except SeparationError as exc:
+                raise AudioError(f"{path}: {exc}") from None
+            finally:
+                if bar["t"] is not None:
+                    bar["t"].close()
+                    bar["t"] = None
+            for stem, out_path in outputs.items():
+                save_audio(out_path, stems[stem], sr, overwrite=force, subtype="FLOAT" if float32 else None)
+            click.echo(f"{path} -> {target}{'/'}")
+        except AudioError as exc:
+            failures += 1
+            click.echo(f"vocalsep: error: {exc}", err=True)
+    if failures:
+        click.echo(f"vocalsep: {failures} of {len(files)} files failed", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--mir1k", "mir1k", required=True, type=click.Path(file_okay=False), help="MIR-1K root (stereo clips).")
+@click.option("--manifest", type=click.Path(dir_okay=False), help="Clips to use, relative to the root (default: all).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores.json here.")
+@click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
+@_model_options
+def evaluate(mir1k, manifest, out_dir, separate_only, model, device, reconstruct, cluster):
+    """Separate and score a dataset (MIR-1K: GNSDR/GSIR/GSAR, BSS Eval v3)."""
+    from .evaluate import evaluate_mir1k, format_summary
+
+    sep = _separator(model, device, reconstruct, cluster)
+    result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only)
+    if not separate_only:
+        click.echo(format_summary(result["summary"]))
+
+
+@main.command()
+def models():
+    """List the bundled models."""
+    from .checkpoint import registry
+
+    reg = registry()
+    for name, entry in reg["models"].items():
+        mark = "*" if name == reg["default"] else " "
+        click.echo(f"{mark} {name:16s} {entry.get('description', '')} [{entry.get('license', 'licence not stated')}]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Datasets and on-the-fly remixing for training.
+
+MIR-1K clips are stereo wav files with the accompaniment on the left channel and the singing voice
+on the right. Training mixtures are made on the fly: a voice and an accompaniment (usually from
+different clips), random offsets and gains, summed at about 0 dB. Everything here is waveforms at
+the model's sample rate; features are computed from the batch in :mod:`vocalsep.train`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioError, load_audio, resample
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset root, manifest or clip is missing or malformed."""
+
+
+@dataclass
+class Clip:
+    name: str
+    voice: np.ndarray  # (samples,)
+    accompaniment: np.ndarray  # (samples,)
+
+
+def read_manifest(path: str | Path) -> list[str]:
+    """Relative clip paths, one per line; blank lines and ``#`` comments are ignored."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"manifest {p} not found")
+    lines = [ln.split("#", 1)[0].strip() for ln in p.read_text().splitlines()]
+    return [ln for ln in lines if ln]
+
+
+def load_mir1k(root: str | Path, manifest: str | Path | None = None, sample_rate: int = 16000,
+               skip_bad: bool = True) -> list[Clip]:
+    """Load MIR-1K style clips (LEFT = accompaniment, RIGHT = voice) resampled to ``sample_rate``.
+
+    ``manifest`` lists paths relative to ``root``; without one every ``*.wav`` under ``root`` is used.
+    A clip that cannot be read, is not stereo or is silent is reported and skipped (or raises with
+    ``skip_bad=False``), so one bad file never ends a long run.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"MIR-1K root {root} is not a directory; expected <root>/train/*.wav "
+                           "(stereo, left = accompaniment, right = voice)")
+    names = read_manifest(manifest) if manifest else sorted(
+        str(p.relative_to(root)) for p in root.rglob("*.wav"))
+    if not names:
+        raise DatasetError(f"no clips found under {root}")
+    clips, bad = [], []
+    for name in names:
+        try:
+            audio, sr = load_audio(root / name)
+            if audio.shape[0] != 2:
+                raise DatasetError(f"expected 2 channels (accompaniment, voice), got {audio.shape[0]}")
+            audio = resample(audio, sr, sample_rate)
+            if not np.any(audio[1]) or not np.any(audio[0]):
+                raise DatasetError("a channel is digital silence")
+            clips.append(Clip(Path(name).stem, audio[1].copy(), audio[0].copy()))
+        except (AudioError, DatasetError) as exc:
+            if not skip_bad:
+                raise DatasetError(f"{root / name}: {exc}") from exc
+            bad.append(f"{name}: {exc}")
+    for b in bad:
+        log.warning("skipping clip %s", b)
+    if not clips:
+        raise DatasetError(f"none of the {len(names)} clips under {root} could be used")
+    return clips
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-8
+
+
+def _crop(x: np.ndarray, length: int, rng: np.random.Generator, start: int | None = None) -> np.ndarray:
+    if len(x) >= length:
+        s = rng.integers(0, len(x) - length + 1) if start is None else min(start, len(x) - length)
+        return x[s:s + length]
+    out = np.zeros(length, np.float32)
+    s = rng.integers(0, length - len(x) + 1) if start is None else 0
+    out[s:s + len(x)] = x
+    return out
+
+
+@dataclass
+class RemixConfig:
+    """How training mixtures are drawn."""
+
+    original_pair_prob: float = 0.25  # keep a clip's own voice/accompaniment pairing and alignment
+    source_gain_db: float = 3.0  # each source's gain drawn from +-this around 0 dB (per-clip RMS)
+    level_db: tuple[float, float] = (-25.0, 0.0)  # mixture peak level range, dBFS
+    silent_voice_prob: float = 0.05  # voice-free examples
+
+
+class RemixSampler:
+    """Draws batches of (voice, accompaniment) waveform pairs from clips, reproducibly.
+
+    ``state()``/``set_state()`` capture the random stream so a resumed run draws the same batches.
+    """
+
+    def __init__(self, clips: list[Clip], length: int, cfg: RemixConfig | None = None, seed: int = 0):
+        if not clips:
+            raise DatasetError("no clips to sample from")
+        self.clips, self.length, self.cfg = clips, length, cfg or RemixConfig()
+        self.rng = np.random.default_rng(seed)
+        self.voice_rms = [_rms(c.voice) for c in clips]
+        self.acc_rms = [_rms(c.accompaniment) for c in clips]
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (voice, accompaniment), each (batch, length) float32."""
+        rng, cfg, n = self.rng, self.cfg, len(self.clips)
+        voices = np.empty((batch_size, self.length), np.float32)
+        accs = np.empty_like(voices)
+        for b in range(batch_size):
+            i = int(rng.integers(n))
+            if rng.random() < cfg.original_pair_prob:
+                j = i
+                clip_len = len(self.clips[i].voice)
+                start = int(rng.integers(0, max(clip_len - self.length, 0) + 1))
+                v = _crop(self.clips[i].voice, self.length, rng, start)
+                a = _crop(self.clips[j].accompaniment, self.length, rng, start)
+            else:
+                j = int(rng.integers(n))
+                v = _crop(self.clips[i].voice, self.length, rng)
+                a = _crop(self.clips[j].accompaniment, self.length, rng)
+            gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
+            v = v * (gv / self.voice_rms[i])
+            a = a * (ga / self.acc_rms[j])
+            if rng.random() < cfg.silent_voice_prob:
+                v = np.zeros_like(v)
+            peak = max(float(np.abs(v + a).max()), 1e-8)
+            level = 10 ** (rng.uniform(*cfg.level_db) / 20) / peak
+            voices[b], accs[b] = v * level, a * level
+        return voices, accs
+
+
+def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clips' own mixtures cut into consecutive chunks (last one zero-padded), for validation."""
+    vs, accs = [], []
+    for c in clips:
+        for s in range(0, len(c.voice), length):
+            v = np.zeros(length, np.float32)
+            a = np.zeros(length, np.float32)
+            seg = slice(s, min(s + length, len(c.voice)))
+            v[:seg.stop - s], a[:seg.stop - s] = c.voice[seg], c.accompaniment[seg]
+            vs.append(v)
+            accs.append(a)
+    return np.stack(vs), np.stack(accs)

@@ -1,0 +1,143 @@
+"""Time-frequency features: STFT/ISTFT pair, mel filterbank, log-mel, mask mapping.
+
+Shape vocabulary used throughout vocalsep:
+
+* waveforms: ``(batch, samples)`` or ``(channels, samples)``
+* spectrograms: ``(batch, frames, bins)`` (complex STFT or magnitudes)
+* mel spectrograms and masks: ``(batch, frames, bands)``
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Analysis settings of a model. Stored in every model file."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    hop_length: int = 128
+    n_mels: int = 150
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    log_floor: float = 1e-5
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+    def samples_for_frames(self, frames: int) -> int:
+        """Number of samples whose centred STFT has exactly ``frames`` frames."""
+        return (frames - 1) * self.hop_length
+
+
+def _window(n_fft: int, like: torch.Tensor) -> torch.Tensor:
+    dtype = like.real.dtype if like.is_complex() else like.dtype
+    return torch.hann_window(n_fft, periodic=True, dtype=dtype, device=like.device)
+
+
+def stft(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Complex STFT. ``x``: (batch, samples) -> (batch, frames, bins)."""
+    spec = torch.stft(x, n_fft, hop_length, window=_window(n_fft, x), center=True,
+                      pad_mode="constant", return_complex=True)
+    return spec.transpose(-1, -2)
+
+
+def istft(spec: torch.Tensor, n_fft: int, hop_length: int, length: int) -> torch.Tensor:
+    """Inverse of :func:`stft`. ``spec``: (batch, frames, bins) -> (batch, length)."""
+    return torch.istft(spec.transpose(-1, -2), n_fft, hop_length, window=_window(n_fft, spec),
+                       center=True, length=length)
+
+
+@lru_cache(maxsize=32)
+def _mel_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():
+        # Narrow low bands on a coarse FFT grid are expected; mel_to_bin_weights handles them.
+        warnings.simplefilter("ignore")
+        return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                                   fmax=fmax, norm="slaney", htk=False).astype(np.float32)
+
+
+def mel_filterbank(cfg: FeatureConfig) -> torch.Tensor:
+    """Slaney-normalised mel filterbank, (bands, bins)."""
+    return torch.from_numpy(_mel_np(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax))
+
+
+def mel_magnitude(spec: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """Mel magnitude spectrogram. (batch, frames, bins) complex or real -> (batch, frames, bands)."""
+    mag = spec.abs() if spec.is_complex() else spec
+    return mag @ fb.to(mag).T
+
+
+def log_mel(mel_mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """Log compression of a mel magnitude spectrogram (natural log, floored)."""
+    return torch.log(mel_mag.clamp_min(cfg.log_floor))
+
+
+def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torch.Tensor:
+    """Map a per-band mask onto the bins of an STFT of any rate and size, (bins, bands).
+
+    Each bin takes the filterbank-weighted average of the band masks (the mel triangles are
+    evaluated at the bin's own frequency). Bins that no triangle covers (DC, and everything above
+    ``cfg.fmax`` -- the full-band part a 16 kHz model never sees) take the nearest band.
+    Rows sum to one, so a mask in [0, 1] stays in [0, 1].
+    """
+    import librosa
+
+    # Triangles are evaluated with the model's own fmax, so band indices stay aligned even when
+    # this grid stops below it (low sample rates).
+    w = _mel_np(sample_rate, n_fft, cfg.n_mels, cfg.fmin, cfg.fmax).T.copy()  # (bins, bands)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    centres = librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax)[1:-1]
+    total = w.sum(1, keepdims=True)
+    empty = total[:, 0] <= 1e-8 * max(float(total.max()), 1e-30)
+    w[empty] = 0.0
+    nearest = np.abs(freqs[empty, None] - centres[None, :]).argmin(1)
+    w[np.flatnonzero(empty), nearest] = 1.0
+    w /= w.sum(1, keepdims=True)
+    return torch.from_numpy(w.astype(np.float32))
+
+
+def mel_inverse(cfg: FeatureConfig) -> torch.Tensor:
+    """Linear map from a mel magnitude spectrogram back to STFT magnitudes, (bands, bins).
+
+    The normalised filterbank transpose: each band is turned into its mean magnitude (divide by
+    the filter's area) and spread back over the bins it covers with :func:`mel_to_bin_weights`.
+    A flat spectrum maps back to itself.
+    """
+    fb = mel_filterbank(cfg)
+    area = fb.sum(1, keepdim=True).clamp_min(1e-12)
+    to_bins = mel_to_bin_weights(cfg, cfg.sample_rate, cfg.n_fft)  # (bins, bands)
+    return (to_bins / area.T).T.contiguous()
+
+
+def ideal_binary_labels(mel_sources: torch.Tensor) -> torch.Tensor:
+    """Index of the dominant source for every bin. (sources, batch, frames, bands) -> (batch, frames, bands)."""
+    return mel_sources.argmax(0)
+
+
+def silence_weights(mix_mel: torch.Tensor, threshold_db: float = 40.0) -> torch.Tensor:
+    """1 for bins within ``threshold_db`` of each example's loudest bin, else 0. (batch, frames, bands)."""
+    peak = mix_mel.flatten(1).amax(1).clamp_min(1e-12)
+    floor = peak * 10.0 ** (-threshold_db / 20.0)
+    return (mix_mel >= floor.view(-1, *([1] * (mix_mel.dim() - 1)))).to(mix_mel.dtype)

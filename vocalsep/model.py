@@ -1,0 +1,120 @@
+"""Embedding networks: (batch, frames, bands) log-mel in, (batch, frames, bands, emb_dim) unit-norm out.
+
+``ARCHITECTURES`` names the configurations a model file or a training config may ask for. The
+default, ``mirex2016``, is the network of Luo, Chen and Ellis's MIREX 2016 submission.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SequenceBNBLSTM(nn.Module):
+    """One bidirectional LSTM layer with sequence-wise batch norm on the input-to-hidden product.
+
+    The pre-activation of every gate is ``BN(W_ih x_t) + W_hh h_{t-1} + b`` where the BN statistics
+    are taken over the batch and all time steps jointly (Laurent et al. 2015); the recurrent path is
+    not normalised. Because BN of a linear map is itself affine, the layer folds the statistics into
+    an effective input weight and bias and runs PyTorch's fused LSTM kernel, so training costs little
+    more than a plain LSTM and inference is exactly a plain LSTM. Input (batch, frames, input_size),
+    output (batch, frames, 2 * hidden_size).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.eps, self.momentum = eps, momentum
+        g = 4 * hidden_size
+        k = 1.0 / math.sqrt(hidden_size)
+        # Rows [0, 4H) are the forward direction, [4H, 8H) the backward one; gate order i, f, g, o.
+        self.weight_ih = nn.Parameter(torch.empty(2 * g, input_size).uniform_(-k, k))
+        self.weight_hh = nn.Parameter(torch.empty(2, g, hidden_size).uniform_(-k, k))
+        bias = torch.zeros(2 * g)
+        bias[hidden_size:2 * hidden_size] = 1.0  # forget gates start open
+        bias[g + hidden_size:g + 2 * hidden_size] = 1.0
+        self.bias = nn.Parameter(bias)  # BN shift, shared with the LSTM bias
+        self.bn_weight = nn.Parameter(torch.ones(2 * g))
+        self.register_buffer("running_mean", torch.zeros(2 * g))
+        self.register_buffer("running_var", torch.ones(2 * g))
+
+    def normalized_input_weights(self, x: torch.Tensor | None = None):
+        """Effective (weight, bias) of ``BN(W_ih x)``; batch statistics of ``x`` when training."""
+        w = self.weight_ih
+        if self.training:
+            if x is None:
+                raise ValueError("training mode needs the batch to compute statistics")
+            flat = x.reshape(-1, self.input_size)
+            mu_x = flat.mean(0)
+            xc = flat - mu_x
+            cov = xc.T @ xc / flat.shape[0]
+            mean = w @ mu_x
+            var = ((w @ cov) * w).sum(1)  # diag(W C W^T): the variance of each output of W x
+            with torch.no_grad():
+                n = flat.shape[0]
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * n / max(n - 1, 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.bn_weight * torch.rsqrt(var + self.eps)
+        return w * scale[:, None], self.bias - mean * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w_ih, b = self.normalized_input_weights(x)
+        g = 4 * self.hidden_size
+        zeros = torch.zeros(g, dtype=x.dtype, device=x.device)
+        flat = [w_ih[:g], self.weight_hh[0], b[:g], zeros, w_ih[g:], self.weight_hh[1], b[g:], zeros]
+        h0 = torch.zeros(2, x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+        out, _, _ = torch._VF.lstm(x, (h0, h0), flat, True, 1, 0.0, self.training, True, True)
+        return out
+
+
+class DeepClusteringBLSTM(nn.Module):
+    """BLSTM deep clustering network (Hershey et al. 2016; Luo, Chen & Ellis, MIREX 2016).
+
+    Normalises the log-mel input with per-band statistics held as buffers (so they travel with
+    the model file), runs ``layers`` sequence-BN BLSTM layers with dropout on the feed-forward
+    connections, and maps every frame to an ``emb_dim``-dimensional unit-norm embedding per band.
+    """
+
+    def __init__(self, n_bands: int = 150, hidden: int = 500, layers: int = 4, emb_dim: int = 20,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.n_bands, self.emb_dim = n_bands, emb_dim
+        self.register_buffer("feature_mean", torch.zeros(n_bands))
+        self.register_buffer("feature_std", torch.ones(n_bands))
+        sizes = [n_bands] + [2 * hidden] * layers
+        self.rnn = nn.ModuleList(SequenceBNBLSTM(i, hidden) for i in sizes[:-1])
+        self.dropout = nn.Dropout(dropout)
+        self.embed = nn.Linear(2 * hidden, n_bands * emb_dim)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std.clamp_min(1e-3))
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, bands) -> (batch, frames, bands, emb_dim), unit norm on the last axis."""
+        if logmel.dim() != 3 or logmel.shape[-1] != self.n_bands:
+            raise ValueError(f"expected (batch, frames, {self.n_bands}) log-mel input, got {tuple(logmel.shape)}")
+        h = (logmel - self.feature_mean) / self.feature_std
+        for layer in self.rnn:
+            h = self.dropout(layer(h))
+        v = self.embed(h).unflatten(-1, (self.n_bands, self.emb_dim))
+        return F.normalize(v, dim=-1)
+
+
+# name -> (class, default constructor arguments)
+ARCHITECTURES: dict[str, tuple[type[nn.Module], dict]] = {
+    "mirex2016": (DeepClusteringBLSTM, dict(hidden=500, layers=4, emb_dim=20, dropout=0.2)),
+}
+MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
+
+
+def build_model(arch: str, n_bands: int, **overrides) -> nn.Module:
+    """Build a named architecture; ``overrides`` change its size (hidden, layers, emb_dim, ...)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    cls, defaults = ARCHITECTURES[arch]
+    return cls(n_bands=n_bands, **{**defaults, **overrides})

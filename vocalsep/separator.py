@@ -1,0 +1,216 @@
+"""Separator: waveform in, ``{"vocals", "accompaniment"}`` out, at the input's rate and shape."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .apply import apply_chunked, iter_chunked
+from .audio import resample
+from .checkpoint import ModelBundle, load_model, resolve_model
+from .cluster import METHODS, voice_direction, voice_mask
+from .features import (FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
+                       mel_to_bin_weights, silence_weights, stft)
+
+RECONSTRUCTIONS = ("full", "mel")
+
+
+class SeparationError(ValueError):
+    """The input cannot be separated as given (shape, values, sample rate)."""
+
+
+def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
+    """(n_fft, hop) for masking at ``sample_rate``: the power of two nearest the model's window length."""
+    n_fft = 2 ** max(4, round(math.log2(cfg.n_fft * sample_rate / cfg.sample_rate)))
+    return n_fft, n_fft // 4
+
+
+@lru_cache(maxsize=16)
+def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torch.Tensor:
+    return mel_to_bin_weights(cfg, sample_rate, n_fft)
+
+
+def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> torch.Tensor:
+    """Resample a (frames, bands) mask in time onto ``n_frames`` frames ``hop_seconds`` apart (linear)."""
+    pos = torch.arange(n_frames, dtype=torch.float64) * (hop_seconds / model_hop_seconds)
+    pos = pos.clamp(0, mask.shape[0] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=mask.shape[0] - 1)
+    frac = (pos - lo).to(mask.dtype)[:, None]
+    return mask[lo] * (1 - frac) + mask[hi] * frac
+
+
+class Separator:
+    """Separates singing voice from accompaniment with a deep clustering model.
+
+    Args:
+        bundle: a loaded model (see :meth:`from_pretrained` and :meth:`from_file`).
+        device: where the network runs (``"cpu"``, ``"cuda"``); audio stays on the CPU.
+        reconstruct: ``"full"`` (default: the voice mask is applied to the input's own STFT at its
+            own rate on every channel, so nothing above 8 kHz is lost and vocals + accompaniment
+            equal the input) or ``"mel"`` (the MIREX 2016 path: masked mel spectrogram, inverse mel
+            filterbank, mixture phase, inverse STFT at 16 kHz, resampled back; mono content).
+        cluster: ``"kmeans"`` (k-means++, k=2, the paper's) or ``"prototype"`` (nearest stored centroid).
+        segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
+        seed, n_init: k-means++ ``random_state`` and number of restarts (fixed for reproducibility).
+        progress: optional ``progress(done, total)`` callback, called once per chunk.
+    """
+
+    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
+                 cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
+                 n_init: int = 2, progress: Callable[[int, int], None] | None = None):
+        if reconstruct not in RECONSTRUCTIONS:
+            raise SeparationError(f"unknown reconstruction {reconstruct!r}; choose {' or '.join(RECONSTRUCTIONS)}")
+        if cluster not in METHODS:
+            raise SeparationError(f"unknown clustering method {cluster!r}; choose {' or '.join(METHODS)}")
+        if segment_frames < 2:
+            raise SeparationError(f"segment_frames must be at least 2, got {segment_frames}")
+        voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
+        self.bundle = bundle
+        self.cfg = bundle.features
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise SeparationError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        self.model = bundle.model.to(self.device).eval()
+        self.reconstruct, self.cluster = reconstruct, cluster
+        self.segment_frames, self.overlap = segment_frames, overlap
+        self.seed, self.n_init, self.progress = seed, n_init, progress
+        self.fb = mel_filterbank(self.cfg)
+        self.silence_db = float(bundle.training.get("silence_db", 40.0))
+
+    # ---- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, **kwargs) -> "Separator":
+        """A bundled model by name (default: the package's default model); its sha256 is checked."""
+        path, sha = resolve_model(name)
+        return cls(load_model(path, sha256=sha), **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs) -> "Separator":
+        """A model file written by ``vocalsep train`` or :func:`vocalsep.checkpoint.save_model`."""
+        return cls(load_model(path), **kwargs)
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        return tuple(self.bundle.stems)
+
+    # ---- public API -------------------------------------------------------------------------
+    def separate(self, audio, sample_rate: int) -> dict:
+        """Separate ``audio`` of shape (samples,) or (channels, samples), numpy array or tensor.
+
+        Returns ``{"vocals": ..., "accompaniment": ...}`` with the input's shape, sample rate and
+        type (numpy float32, or a tensor of the input's dtype and device).
+        """
+        as_tensor = isinstance(audio, torch.Tensor)
+        x = self._as_array(audio)
+        mono = x.ndim == 1
+        x2 = x[None] if mono else x
+        sample_rate = self._check_rate(sample_rate)
+        out = apply_chunked(self._chunk_fn(sample_rate), x2, self.segment_length(sample_rate),
+                            self.overlap, self.progress)
+        result = {}
+        for name in self.stems:
+            y = out[name][0] if mono else out[name]
+            result[name] = torch.from_numpy(y).to(dtype=audio.dtype, device=audio.device) if as_tensor else y
+        return result
+
+    def separate_stream(self, read: Callable[[int, int], np.ndarray], length: int, sample_rate: int):
+        """Streaming form of :meth:`separate`: yields ``(start, {stem: (channels, n)})`` blocks in order.
+
+        ``read(start, stop)`` returns the input's (channels, stop - start) samples, zero-padded past
+        the end; memory stays at a few chunks whatever ``length`` is.
+        """
+        sample_rate = self._check_rate(sample_rate)
+        yield from iter_chunked(self._chunk_fn(sample_rate, check=True), read, length,
+                                self.segment_length(sample_rate), self.overlap, self.progress)
+
+    def segment_length(self, sample_rate: int) -> int:
+        """Chunk length in input samples: ``segment_frames`` model frames."""
+        seconds = self.cfg.samples_for_frames(self.segment_frames) / self.cfg.sample_rate
+        return max(2, int(round(seconds * sample_rate)))
+
+    # ---- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _check_rate(sample_rate) -> int:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise SeparationError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        return int(sample_rate)
+
+    @staticmethod
+    def _as_array(audio) -> np.ndarray:
+        if isinstance(audio, torch.Tensor):
+            x = audio.detach().cpu()
+            x = x.float().numpy() if x.is_floating_point() else x.numpy()
+        else:
+            x = np.asarray(audio)
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+        elif x.dtype.kind != "f":
+            raise SeparationError(f"audio must hold numbers, got dtype {x.dtype}")
+        if x.ndim not in (1, 2):
+            raise SeparationError(f"audio must be (samples,) or (channels, samples), got shape {x.shape}")
+        if x.ndim == 2 and x.shape[0] > 64 and x.shape[1] <= 64:
+            raise SeparationError(f"audio of shape {x.shape} looks like (samples, channels); pass audio.T")
+        if x.shape[-1] == 0:
+            raise SeparationError("audio has no samples")
+        _check_finite(x)
+        return np.ascontiguousarray(x, np.float32)
+
+    def _chunk_fn(self, sample_rate: int, check: bool = False):
+        def fn(chunk: np.ndarray) -> dict[str, np.ndarray]:
+            if check:
+                _check_finite(chunk)
+            return self.separate_chunk(chunk, sample_rate)
+        return fn
+
+    @torch.inference_mode()
+    def embed(self, mono16: np.ndarray):
+        """(samples,) mono at the model rate -> (embeddings (frames, bands, D), mel (frames, bands), stft)."""
+        c = self.cfg
+        spec = stft(torch.from_numpy(mono16)[None], c.n_fft, c.hop_length)
+        mel = mel_magnitude(spec, self.fb)
+        emb = self.model(log_mel(mel, c).to(self.device))[0].float().cpu()
+        return emb, mel[0], spec[0]
+
+    def voice_mask(self, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """(frames, bands) binary voice mask of one chunk."""
+        loud = silence_weights(mel[None], self.silence_db)[0].bool().numpy()
+        mask = voice_mask(emb.numpy(), loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init)
+        return torch.from_numpy(mask)
+
+    def separate_chunk(self, chunk: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        """Separate one (channels, samples) float32 chunk; returns ``{stem: (channels, samples)}``."""
+        c = self.cfg
+        channels, n = chunk.shape
+        mono16 = resample(chunk.mean(0), sample_rate, c.sample_rate)
+        emb, mel, spec16 = self.embed(mono16)
+        mask = self.voice_mask(emb, mel)
+        if self.reconstruct == "mel":
+            voc = self._mel_reconstruct(mel, spec16, mask, len(mono16), sample_rate, n)
+            acc = self._mel_reconstruct(mel, spec16, 1.0 - mask, len(mono16), sample_rate, n)
+            return {"vocals": np.repeat(voc[None], channels, 0), "accompaniment": np.repeat(acc[None], channels, 0)}
+        n_fft, hop = output_stft_size(sample_rate, c)
+        x = torch.from_numpy(chunk)
+        spec = stft(x, n_fft, hop)  # (channels, frames, bins)
+        m = interpolate_frames(mask, spec.shape[1], hop / sample_rate, c.hop_length / c.sample_rate)
+        m = m @ _bin_weights(c, sample_rate, n_fft).T  # (frames, bins)
+        vocals = istft(spec * m, n_fft, hop, length=n).numpy()
+        return {"vocals": vocals, "accompaniment": chunk - vocals}
+
+    def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:
+        c = self.cfg
+        mag = (mel * mask) @ mel_inverse(c)
+        phase = spec16 / spec16.abs().clamp_min(1e-12)
+        y16 = istft((mag * phase)[None], c.n_fft, c.hop_length, length=n16)[0].numpy()
+        y = resample(y16, c.sample_rate, sample_rate)
+        return np.pad(y, (0, max(0, n - len(y))))[:n]
+
+
+def _check_finite(x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        raise SeparationError("audio contains NaN or infinite samples; clean or re-export the file")

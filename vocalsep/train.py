@@ -1,0 +1,324 @@
+"""Training: curriculum phases, on-the-fly remixing, validation, atomic resumable checkpoints.
+
+A run lives in one folder::
+
+    <out>/config.json          the resolved configuration
+    <out>/phase<N>/last.pt     full training state (weights, optimiser, random streams), for resuming
+    <out>/phase<N>/best.pt     model file of the best validation epoch (what Separator loads)
+    <out>/phase<N>/log.jsonl   one line per epoch
+
+Phase N > 1 starts from phase N-1's ``best.pt``. Re-running a phase whose ``last.pt`` exists resumes
+it where it stopped and draws the same batches an uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
+from .data import RemixConfig, RemixSampler, fixed_chunks, load_mir1k
+from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
+from .losses import deep_clustering_loss
+from .model import build_model
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A training configuration is malformed."""
+
+
+@dataclass
+class PhaseConfig:
+    chunk_frames: int = 100
+    batch_size: int = 16
+    steps_per_epoch: int = 200
+    max_epochs: int = 100
+    lr: float = 1e-3
+    patience: int = 10  # stop after this many epochs without a better validation loss
+    max_minutes: float = 0.0  # wall-clock budget for the phase (0: none)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    arch: str = "mirex2016"
+    model: dict = field(default_factory=dict)  # size overrides: hidden, layers, emb_dim, dropout
+    features: dict = field(default_factory=dict)
+    data_root: str = ""
+    train_manifest: str = ""
+    valid_manifest: str = ""
+    remix: dict = field(default_factory=dict)
+    optimizer: str = "rmsprop"
+    grad_clip: float = 5.0
+    silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
+    checkpoint_every: int = 50  # steps
+    voice_rule_batches: int = 30
+    threads: int = 0  # torch threads (0: leave as is)
+    phases: list = field(default_factory=lambda: [PhaseConfig(), PhaseConfig(chunk_frames=500, batch_size=4)])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return d
+
+
+def _set_dotted(d: dict, key: str, value) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if isinstance(d, list):
+            d = d[int(p)]
+        else:
+            d = d.setdefault(p, {})
+    if isinstance(d, list):
+        d[int(parts[-1])] = value
+    else:
+        d[parts[-1]] = value
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> TrainConfig:
+    """Read a TOML config; ``overrides`` are ``key=value`` strings (``phases.0.lr=5e-4``)."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        _set_dotted(raw, k.strip(), _parse_value(v.strip()))
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict) -> TrainConfig:
+    raw = copy.deepcopy(raw)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+    phases = raw.pop("phases", None)
+    cfg = TrainConfig(**raw)
+    if phases is not None:
+        pk = {f.name for f in fields(PhaseConfig)}
+        out = []
+        for i, ph in enumerate(phases):
+            bad = set(ph) - pk
+            if bad:
+                raise ConfigError(f"phases[{i}]: unknown keys {sorted(bad)}; known: {sorted(pk)}")
+            out.append(PhaseConfig(**ph))
+        cfg.phases = out
+    cfg.phases = [p if isinstance(p, PhaseConfig) else PhaseConfig(**p) for p in cfg.phases]
+    FeatureConfig.from_dict(cfg.features)  # validate early
+    bad = set(cfg.remix) - {f.name for f in fields(RemixConfig)}
+    if bad:
+        raise ConfigError(f"remix: unknown keys {sorted(bad)}")
+    return cfg
+
+
+class FeatureExtractor:
+    """Waveform batches -> (log-mel, ideal binary labels, bin weights), on the model's device."""
+
+    def __init__(self, fcfg: FeatureConfig, silence_db: float):
+        self.cfg, self.silence_db = fcfg, silence_db
+        self.fb = mel_filterbank(fcfg)
+
+    def __call__(self, voice: torch.Tensor, acc: torch.Tensor):
+        c = self.cfg
+        spec = stft(torch.cat([voice, acc, voice + acc]), c.n_fft, c.hop_length)
+        mel = mel_magnitude(spec, self.fb).unflatten(0, (3, voice.shape[0]))
+        labels = ideal_binary_labels(mel[:2])  # 0 = vocals, 1 = accompaniment
+        weights = silence_weights(mel[2], self.silence_db)
+        return log_mel(mel[2], c), labels, weights
+
+
+def feature_stats(clips, fx: FeatureExtractor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-band mean and std of the log-mel features of the clips' own mixtures."""
+    total, total_sq, n = 0.0, 0.0, 0
+    for c in clips:
+        v = torch.from_numpy(c.voice)[None]
+        a = torch.from_numpy(c.accompaniment)[None]
+        feats = fx(v, a)[0][0].double()
+        total = total + feats.sum(0)
+        total_sq = total_sq + feats.square().sum(0)
+        n += feats.shape[0]
+    mean = total / n
+    std = (total_sq / n - mean.square()).clamp_min(0).sqrt()
+    return mean.float(), std.float()
+
+
+@torch.no_grad()
+def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batches: int, batch_size: int) -> dict:
+    """Mean embedding of voice-dominated and of accompaniment-dominated (non-silent) bins."""
+    model.eval()
+    sums = torch.zeros(2, model.emb_dim, dtype=torch.float64)
+    for _ in range(batches):
+        v, a = sampler.sample(batch_size)
+        feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
+        emb = model(feats).double()
+        for s in range(2):
+            w = ((labels == s).double() * weights.double())[..., None]
+            sums[s] += (emb * w).sum((0, 1, 2))
+    centroids = torch.nn.functional.normalize(sums, dim=1)
+    return {"vocals": centroids[0].tolist(), "accompaniment": centroids[1].tolist()}
+
+
+@torch.no_grad()
+def validate(model, chunks, fx: FeatureExtractor, batch_size: int) -> float:
+    model.eval()
+    v_all, a_all = chunks
+    total, n = 0.0, 0
+    for s in range(0, len(v_all), batch_size):
+        v = torch.from_numpy(v_all[s:s + batch_size])
+        a = torch.from_numpy(a_all[s:s + batch_size])
+        feats, labels, weights = fx(v, a)
+        loss = deep_clustering_loss(model(feats), labels, 2, weights)
+        total += float(loss) * len(v)
+        n += len(v)
+    return total / max(n, 1)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    name = name.lower()
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    raise ConfigError(f"unknown optimizer {name!r}; choose rmsprop, adam or sgd")
+
+
+def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
+    """Run (or resume) curriculum phase ``phase`` (1-based); returns the phase's best model file."""
+    if not 1 <= phase <= len(cfg.phases):
+        raise ConfigError(f"phase {phase} not in the config (it has {len(cfg.phases)})")
+    pc = cfg.phases[phase - 1]
+    out = Path(out_dir)
+    pdir = out / f"phase{phase}"
+    pdir.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    fcfg = FeatureConfig.from_dict(cfg.features)
+    fx = FeatureExtractor(fcfg, cfg.silence_db)
+    train_clips = load_mir1k(cfg.data_root, cfg.train_manifest or None, fcfg.sample_rate)
+    valid_clips = load_mir1k(cfg.data_root, cfg.valid_manifest or None, fcfg.sample_rate) if cfg.valid_manifest else []
+    length = fcfg.samples_for_frames(pc.chunk_frames)
+    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase)
+    valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
+    torch.manual_seed(cfg.seed * 1000 + phase)
+
+    model = build_model(cfg.arch, fcfg.n_mels, **cfg.model)
+    model_kwargs = _model_kwargs(cfg)
+    if phase == 1:
+        model.set_feature_stats(*feature_stats(train_clips, fx))
+    else:
+        prev = out / f"phase{phase - 1}" / "best.pt"
+        if not prev.is_file():
+            raise ConfigError(f"phase {phase} starts from {prev}, which does not exist; run phase {phase - 1} first")
+        model.load_state_dict(load_model(prev).model.state_dict(), strict=True)
+    opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
+
+    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
+    last = pdir / "last.pt"
+    if last.is_file():
+        ck = read_checkpoint(last)
+        model.load_state_dict(ck["model"], strict=True)
+        opt.load_state_dict(ck["optimizer"])
+        sampler.set_state(ck["sampler"])
+        torch.set_rng_state(ck["torch_rng"])
+        state = ck["state"]
+        log.info("phase %d: resumed at epoch %d step %d", phase, state["epoch"], state["step"])
+
+    def save_last():
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "sampler": sampler.state(), "torch_rng": torch.get_rng_state(),
+                           "state": state}, last)
+
+    def bundle(net, voice_rule=None) -> ModelBundle:
+        summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
+                   "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
+                   "train_clips": len(train_clips), "valid_clips": len(valid_clips), "seed": cfg.seed,
+                   "silence_db": cfg.silence_db, "data": Path(cfg.data_root).name}
+        return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
+                           voice_rule=voice_rule, training=summary)
+
+    best_path = pdir / "best.pt"
+    t_start = time.time() - state["elapsed"]
+    while state["epoch"] < pc.max_epochs and not state.get("stopped"):
+        model.train()
+        state["finalised"] = False
+        epoch_loss, n_steps = 0.0, 0
+        while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
+            v, a = sampler.sample(pc.batch_size)
+            feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
+            loss = deep_clustering_loss(model(feats), labels, 2, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            epoch_loss += loss.item()
+            n_steps += 1
+            state["step"] += 1
+            state["elapsed"] = time.time() - t_start
+            if state["step"] % cfg.checkpoint_every == 0:
+                save_last()
+        state["epoch"] += 1
+        vloss = validate(model, valid_chunks, fx, pc.batch_size)
+        improved = vloss < state["best"]
+        if improved:
+            state["best"], state["best_epoch"] = vloss, state["epoch"]
+            save_model(best_path, bundle(model))
+        record = {"epoch": state["epoch"], "step": state["step"], "train_loss": epoch_loss / max(n_steps, 1),
+                  "valid_loss": vloss, "best": improved, "minutes": round(state["elapsed"] / 60, 2)}
+        state["history"].append(record)
+        with open(pdir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        log.info("phase %d epoch %d: train %.4f valid %.4f%s (%.1f min)", phase, state["epoch"],
+                 record["train_loss"], vloss, " *" if improved else "", record["minutes"])
+        if state["epoch"] - state["best_epoch"] >= pc.patience:
+            log.info("phase %d: no improvement for %d epochs, stopping", phase, pc.patience)
+            state["stopped"] = "patience"
+        if pc.max_minutes and state["elapsed"] >= pc.max_minutes * 60:
+            log.info("phase %d: time budget of %.0f min used, stopping", phase, pc.max_minutes)
+            state["stopped"] = "time budget"
+        save_last()
+
+    # Finalise: the best weights get their voice-cluster rule, measured on training mixtures.
+    if not state.get("finalised"):
+        best = load_model(best_path).model
+        rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
+        rule = estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
+        save_model(best_path, bundle(best, rule))
+        state["finalised"] = True
+        save_last()
+    log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
+    return best_path
+
+
+def _model_kwargs(cfg: TrainConfig) -> dict:
+    from .model import ARCHITECTURES
+
+    return {**ARCHITECTURES[cfg.arch][1], **cfg.model}
