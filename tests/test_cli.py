@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conftest import song
+from vocalsep.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_split_writes_stems_with_input_rate_and_channels(tmp_path, wav_file, model_file):
+    out = tmp_path / "out"
+    res = run("split", wav_file, "-o", out, "--model", model_file, "--float32")
+    assert res.exit_code == 0, res.output
+    x, sr = sf.read(wav_file, always_2d=True)
+    stems = {s: sf.read(out / "my song" / f"{s}.wav", always_2d=True) for s in ("vocals", "accompaniment")}
+    for y, ysr in stems.values():
+        assert ysr == sr and y.shape == x.shape
+    assert np.abs(stems["vocals"][0] + stems["accompaniment"][0] - x).max() < 1e-5
+
+
+def test_existing_outputs_are_kept_without_force(tmp_path, wav_file, model_file):
+    out = tmp_path / "out"
+    assert run("split", wav_file, "-o", out, "--model", model_file).exit_code == 0
+    target = out / "my song" / "vocals.wav"
+    target.write_bytes(b"keep me")
+    res = run("split", wav_file, "-o", out, "--model", model_file)
+    assert res.exit_code == 1
+    assert "already exists" in res.output and "--force" in res.output
+    assert target.read_bytes() == b"keep me"
+    assert run("split", wav_file, "-o", out, "--model", model_file, "--force").exit_code == 0
+    assert target.read_bytes() != b"keep me"
+
+
+def test_bad_files_are_reported_and_the_rest_processed(tmp_path, wav_file, model_file):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    out = tmp_path / "out"
+    res = run("split", tmp_path / "missing.wav", empty, text, folder, wav_file, "-o", out, "--model", model_file)
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("vocalsep: error:")]
+    assert len(lines) == 4
+    assert "missing.wav: no such file" in lines[0]
+    assert "empty.wav: file is empty" in lines[1]
+    assert "notes.wav" in lines[2] and "not a readable audio file" in lines[2]
+    assert "is a directory" in lines[3]
+    assert "4 of 5 files failed" in res.output
+    assert (out / "my song" / "vocals.wav").is_file()
+    assert "Traceback" not in res.output
+
+
+def test_flac_output_and_mel_reconstruction(tmp_path, model_file):
+    src = tmp_path / "mono.flac"
+    sf.write(src, song(2.0, 22050, 1)[0], 22050)
+    res = run("split", src, "-o", tmp_path / "o", "--model", model_file, "--format", "flac", "--reconstruct", "mel")
+    assert res.exit_code == 0, res.output
+    y, sr = sf.read(tmp_path / "o" / "mono" / "vocals.flac")
+    assert sr == 22050 and y.ndim == 1
+
+
+def test_bad_model_is_one_line_error(tmp_path, wav_file):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    res = run("split", wav_file, "--model", bad, "-o", tmp_path / "o")
+    assert res.exit_code == 1
+    assert res.output.strip().count("\n") == 0 and "bad.pt" in res.output
+
+
+def test_same_stem_twice_is_not_overwritten(tmp_path, model_file):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        sf.write(tmp_path / d / "take.wav", song(1.0, 16000, 1)[0], 16000)
+    res = run("split", tmp_path / "a" / "take.wav", tmp_path / "b" / "take.wav", "-o", tmp_path / "o", "--model", model_file)
+    assert res.exit_code == 1 and "same output folder" in res.output
+
+
+def test_models_lists_registry():
+    res = run("models")
+    assert res.exit_code == 0

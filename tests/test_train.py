@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import song
+from vocalsep.checkpoint import load_model
+from vocalsep.separator import Separator
+from vocalsep.train import ConfigError, load_config, train_phase
+
+
+@pytest.fixture
+def clips(tmp_path):
+    root = tmp_path / "mir1k"
+    (root / "train").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        acc = song(1.5, 16000, 1, seed=i)[0] * 0.5
+        voice = np.sin(2 * np.pi * (300 + 50 * i) * np.arange(24000) / 16000) * (rng.random(24000) > 0.0) * 0.3
+        sf.write(root / "train" / f"s_{i}.wav", np.stack([acc, voice], 1), 16000)
+    (root / "train" / "broken.wav").write_text("not audio")
+    return root
+
+
+def tiny_config(root, **over):
+    sets = [f"data_root={json.dumps(str(root))}", "model.hidden=8", "model.layers=1", "model.emb_dim=4",
+            "features.n_mels=20", "checkpoint_every=2", "voice_rule_batches=2",
+            "phases=[{chunk_frames=20, batch_size=2, steps_per_epoch=3, max_epochs=2, lr=1e-2}, "
+            "{chunk_frames=40, batch_size=2, steps_per_epoch=2, max_epochs=1, lr=1e-3}]"]
+    sets += [f"{k}={v}" for k, v in over.items()]
+    return load_config(None, sets)
+
+
+def test_two_phase_training_produces_a_usable_model(tmp_path, clips):
+    cfg = tiny_config(clips)
+    out = tmp_path / "exp"
+    train_phase(cfg, 1, out)
+    best = train_phase(cfg, 2, out)
+    bundle = load_model(best)
+    assert bundle.voice_rule is not None and bundle.training["phase"] == 2
+    assert (out / "config.json").is_file() and (out / "phase1" / "log.jsonl").is_file()
+    out_audio = Separator(bundle, segment_frames=50).separate(song(1.0, 16000, 1), 16000)
+    assert out_audio["vocals"].shape == (1, 16000)
+
+
+def test_phase2_needs_phase1(tmp_path, clips):
+    with pytest.raises(ConfigError, match="run phase 1 first"):
+        train_phase(tiny_config(clips), 2, tmp_path / "exp")
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch):
+    cfg = tiny_config(clips)
+    train_phase(cfg, 1, tmp_path / "straight")
+    ref = torch.load(tmp_path / "straight" / "phase1" / "last.pt", weights_only=True)["model"]
+
+    import vocalsep.train as tr
+
+    real_save, calls = tr.atomic_torch_save, {"n": 0}
+
+    def dying_save(obj, path):
+        real_save(obj, path)
+        calls["n"] += 1
+        if calls["n"] == 2:  # die right after the second checkpoint (mid-epoch 2)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "atomic_torch_save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train_phase(cfg, 1, tmp_path / "killed")
+    monkeypatch.setattr(tr, "atomic_torch_save", real_save)
+    train_phase(cfg, 1, tmp_path / "killed")
+    got = torch.load(tmp_path / "killed" / "phase1" / "last.pt", weights_only=True)["model"]
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+def test_config_errors_are_specific(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        load_config(None, ["colour=1"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["oops"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_recipe_config_parses():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / "recipes" / "mir1k" / "conf.toml")
+    assert [p.chunk_frames for p in cfg.phases] == [100, 500]
+    assert cfg.optimizer == "rmsprop"
