@@ -1,0 +1,153 @@
+"""Bad and unusual inputs: each gives a correct result or a one-line error naming the file."""
+import errno
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import song, tiny_bundle
+from vocalsep.audio import AudioError, load_audio, save_audio
+from vocalsep.cli import main
+from vocalsep.separator import Separator
+
+SEP = Separator(tiny_bundle(), segment_frames=60)
+
+
+def split(tmp_path, model_file, *files, extra=()):
+    res = CliRunner().invoke(main, ["split", *map(str, files), "-o", str(tmp_path / "out"),
+                                    "--model", str(model_file), *extra], catch_exceptions=False)
+    assert "Traceback" not in res.output
+    return res
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 22050, 48000, 96000, 192000])
+@pytest.mark.parametrize("channels,subtype", [(1, "PCM_16"), (2, "PCM_24"), (6, "FLOAT"), (2, "DOUBLE")])
+def test_rates_channels_and_sample_formats(tmp_path, model_file, sr, channels, subtype):
+    src = tmp_path / f"in_{sr}_{channels}.wav"
+    x = song(0.7, sr, channels)
+    sf.write(src, x.T, sr, subtype=subtype)
+    res = split(tmp_path, model_file, src, extra=["--float32"])
+    assert res.exit_code == 0, res.output
+    voc, vsr = sf.read(tmp_path / "out" / src.stem / "vocals.wav", always_2d=True)
+    acc, _ = sf.read(tmp_path / "out" / src.stem / "accompaniment.wav", always_2d=True)
+    inp, _ = sf.read(src, always_2d=True)
+    assert vsr == sr and voc.shape == inp.shape
+    assert np.abs(voc + acc - inp).max() < 1e-5
+
+
+@pytest.mark.parametrize("make", ["truncated", "bad_header", "image", "nan", "inf"])
+def test_damaged_files(tmp_path, model_file, make):
+    src = tmp_path / f"{make}.wav"
+    x = song(1.0, 16000, 2)
+    if make in ("nan", "inf"):
+        x[0, 100] = np.nan if make == "nan" else np.inf
+        sf.write(src, x.T, 16000, subtype="FLOAT")
+    elif make == "image":
+        src.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    else:
+        sf.write(src, x.T, 16000)
+        data = bytearray(src.read_bytes())
+        if make == "truncated":
+            data = data[: len(data) // 3]
+        else:
+            data[40:44] = (10 ** 9).to_bytes(4, "little")  # data chunk claims a gigabyte
+        src.write_bytes(bytes(data))
+    res = split(tmp_path, model_file, src)
+    if res.exit_code == 0:  # a readable prefix was separated: then it must be consistent
+        voc, _ = sf.read(tmp_path / "out" / make / "vocals.wav", always_2d=True)
+        assert np.all(np.isfinite(voc))
+    else:
+        errors = [ln for ln in res.output.splitlines() if ln.startswith("vocalsep: error:")]
+        assert len(errors) == 1 and str(src) in errors[0]
+    if make in ("nan", "inf", "image"):
+        assert res.exit_code == 1
+    if make in ("nan", "inf"):
+        assert "NaN or infinite" in res.output
+
+
+@pytest.mark.parametrize("n", [1, 10, 511])
+def test_very_short_inputs_are_separated(tmp_path, model_file, n):
+    src = tmp_path / f"short{n}.wav"
+    sf.write(src, np.full(n, 0.1, np.float32), 16000, subtype="FLOAT")
+    res = split(tmp_path, model_file, src, extra=["--float32"])
+    assert res.exit_code == 0, res.output
+    y, _ = sf.read(tmp_path / "out" / src.stem / "vocals.wav")
+    assert y.shape == (n,)
+
+
+@pytest.mark.parametrize("kind", ["silence", "clipping", "dc", "quiet"])
+def test_extreme_but_valid_signals(kind):
+    x = song(1.0, 16000, 2)
+    x = {"silence": np.zeros_like(x), "clipping": np.clip(x * 50, -1, 1), "dc": x + 0.5, "quiet": x * 1e-6}[kind]
+    out = SEP.separate(x, 16000)
+    assert np.abs(out["vocals"] + out["accompaniment"] - x).max() <= 1e-6 * max(1.0, np.abs(x).max())
+
+
+@pytest.mark.parametrize("name", ["with space.wav", "ünïcødé 歌.wav", "-leading-dash.wav"])
+def test_awkward_file_names(tmp_path, model_file, name):
+    src = tmp_path / name
+    sf.write(src, song(0.5, 16000, 1)[0], 16000)
+    res = CliRunner().invoke(main, ["split", "-o", str(tmp_path / "out"), "--model", str(model_file), "--", str(src)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / src.stem / "vocals.wav").is_file()
+
+
+def test_output_folder_not_writable(tmp_path, wav_file, model_file):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    res = CliRunner().invoke(main, ["split", str(wav_file), "-o", str(blocker / "sub"), "--model", str(model_file)])
+    assert res.exit_code == 1
+    assert "could not write" in res.output and "Traceback" not in res.output
+
+
+def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
+    real_write = sf.write
+
+    def full(file, data, *args, **kwargs):
+        real_write(file, data[: len(data) // 2], *args, **kwargs)  # half written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sf, "write", full)
+    with pytest.raises(AudioError, match="No space left on device"):
+        save_audio(tmp_path / "vocals.wav", np.zeros((2, 1000), np.float32), 16000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_file_survives_a_failed_overwrite(tmp_path, monkeypatch):
+    target = tmp_path / "vocals.wav"
+    save_audio(target, np.full((1, 100), 0.5, np.float32), 16000)
+    before = target.read_bytes()
+    monkeypatch.setattr(sf, "write", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(AudioError):
+        save_audio(target, np.zeros((1, 100), np.float32), 16000, overwrite=True)
+    assert target.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_load_audio_errors_name_the_file(tmp_path):
+    with pytest.raises(AudioError, match="no such file"):
+        load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="cannot write"):
+        save_audio(tmp_path / "x.ogg", np.zeros((1, 10), np.float32), 16000)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(length=st.integers(1, 30000), sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+       channels=st.integers(1, 3), dtype=st.sampled_from(["float32", "float64", "int16"]), seed=st.integers(0, 2**16))
+def test_property_shape_rate_and_sum(length, sr, channels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.5, 0.5, (channels, length))
+    if dtype == "int16":
+        x = (x * 32767).astype(np.int16)
+        ref = x / 32768.0
+    else:
+        x = x.astype(dtype)
+        ref = x
+    arr = x[0] if channels == 1 and seed % 2 else x
+    out = SEP.separate(arr, sr)
+    for y in out.values():
+        assert y.shape == arr.shape
+    total = out["vocals"] + out["accompaniment"]
+    assert np.abs(total - (ref[0] if arr.ndim == 1 else ref)).max() < 1e-5
