@@ -5,16 +5,19 @@ TORCH = torch==2.13.0
 FILE ?=
 OUT ?= separated
 
-.PHONY: install install-test install-eval ffmpeg test demo bench
+.PHONY: torch install install-test install-eval ffmpeg test demo
 
-install:
-	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '2.13.0' else 1)" 2>/dev/null || $(PIP) install -q $(TORCH)
+# torch first, pinned, so that nothing resolves it to a newer release with CUDA wheels.
+torch:
+	@$(PYTHON) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null || $(PIP) install -q $(TORCH)
+
+install: torch
 	$(PIP) install -q -e .
 
-install-test: install
+install-test: torch
 	$(PIP) install -q -e ".[test]"
 
-install-eval: install ffmpeg
+install-eval: torch ffmpeg
 	$(PIP) install -q -e ".[eval]"
 
 ffmpeg:

@@ -4,7 +4,8 @@
 #   recipes/mir1k/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--set key=value]...
 #
 # Stages: 0 check the data, 1 train on 100-frame chunks, 2 continue on 500-frame chunks,
-#         3 separate the held-out test clips, 4 score them (GNSDR/GSIR/GSAR, BSS Eval v3).
+#         3 separate the held-out test clips, 4 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
+#         5 bundle the model into the package (half precision) and register it.
 # Everything a run makes goes under exp/<tag>/. Re-running a training stage resumes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,4 +51,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "stage 4: scoring"
   vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$exp/phase2/best.pt" \
      --out "$exp/test" | tee "$exp/test/results.txt"
+fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  echo "stage 5: bundling the model"
+  python recipes/mir1k/package.py "$exp/phase2/best.pt" --name mir1k-blstm --default
 fi

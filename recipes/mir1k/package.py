@@ -1,0 +1,45 @@
+"""Bundle a trained model into the vocalsep package (half-precision storage) and register it.
+
+    python recipes/mir1k/package.py exp/mir1k_default/phase2/best.pt --name mir1k-blstm [--default]
+
+Writes vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training
+summary) in vocalsep/pretrained/registry.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--default", action="store_true", help="make it the default model")
+    ap.add_argument("--description", default="3x256 sequence-BN BLSTM deep clustering trained on MIR-1K (abjones, amy)")
+    ap.add_argument("--license", default="research use only (trained on MIR-1K)")
+    args = ap.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT))
+    from vocalsep.checkpoint import file_sha256, load_model, save_model
+
+    bundle = load_model(args.model)
+    dest = ROOT / "vocalsep" / "pretrained" / f"{args.name}.pt"
+    save_model(dest, bundle, half=True)
+    reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
+    reg = json.loads(reg_path.read_text())
+    reg["models"][args.name] = {"file": dest.name, "sha256": file_sha256(dest), "description": args.description,
+                                "license": args.license, "training": bundle.training}
+    if args.default or not reg.get("default"):
+        reg["default"] = args.name
+    reg_path.write_text(json.dumps(reg, indent=2) + "\n")
+    print(f"{dest} ({dest.stat().st_size / 1e6:.1f} MB) registered as {args.name!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
