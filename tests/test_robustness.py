@@ -104,13 +104,13 @@ def test_output_folder_not_writable(tmp_path, wav_file, model_file):
 
 
 def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
-    real_write = sf.write
+    real_write = sf.SoundFile.write
 
-    def full(file, data, *args, **kwargs):
-        real_write(file, data[: len(data) // 2], *args, **kwargs)  # half written, then the disk fills
+    def full(self, data):
+        real_write(self, data[: len(data) // 2])  # half written, then the disk fills
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sf, "write", full)
+    monkeypatch.setattr(sf.SoundFile, "write", full)
     with pytest.raises(AudioError, match="No space left on device"):
         save_audio(tmp_path / "vocals.wav", np.zeros((2, 1000), np.float32), 16000)
     assert list(tmp_path.iterdir()) == []
@@ -120,7 +120,7 @@ def test_existing_file_survives_a_failed_overwrite(tmp_path, monkeypatch):
     target = tmp_path / "vocals.wav"
     save_audio(target, np.full((1, 100), 0.5, np.float32), 16000)
     before = target.read_bytes()
-    monkeypatch.setattr(sf, "write", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    monkeypatch.setattr(sf.SoundFile, "write", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(AudioError):
         save_audio(target, np.zeros((1, 100), np.float32), 16000, overwrite=True)
     assert target.read_bytes() == before and len(list(tmp_path.iterdir())) == 1

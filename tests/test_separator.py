@@ -105,3 +105,19 @@ def test_streaming_equals_in_memory(sep):
     blocks = list(sep.separate_stream(array_reader(x), x.shape[1], 16000))
     streamed = np.concatenate([b["vocals"] for _, b in blocks], axis=1)
     assert np.array_equal(streamed, whole["vocals"])
+
+
+def test_file_separation_streams_the_same_result(tmp_path, sep):
+    import soundfile as sf
+
+    from vocalsep.audio import load_audio
+
+    src = tmp_path / "in.flac"
+    sf.write(src, song(9.0, 22050, 2).T, 22050, subtype="PCM_24")
+    outs = {s: tmp_path / f"{s}.wav" for s in sep.stems}
+    sep.separate_file(src, outs, subtype="FLOAT")
+    x, sr = load_audio(src)
+    ref = sep.separate(x, sr)
+    for s in sep.stems:
+        y, ysr = sf.read(outs[s], dtype="float32", always_2d=True)
+        assert ysr == sr and np.array_equal(y.T, ref[s])

@@ -90,8 +90,7 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
     """
     from tqdm import tqdm
 
-    from .audio import AudioError, load_audio, save_audio
-    from .separator import SeparationError
+    from .audio import AudioError
 
     if float32 and fmt != "wav":
         raise click.UsageError("--float32 applies to --format wav only")
@@ -112,21 +111,13 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
                 raise AudioError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
             seen[target] = path
             outputs = {stem: target / f"{stem}.{fmt}" for stem in sep.stems}
-            existing = [str(p) for p in outputs.values() if p.exists()]
-            if existing and not force:
-                raise AudioError(f"{path}: output {existing[0]} already exists; pass --force to overwrite")
-            audio, sr = load_audio(path)
             try:
-                stems = sep.separate(audio, sr)
-            except SeparationError as exc:
-                raise AudioError(f"{path}: {exc}") from None
+                sep.separate_file(path, outputs, overwrite=force, subtype="FLOAT" if float32 else None)
             finally:
                 if bar["t"] is not None:
                     bar["t"].close()
                     bar["t"] = None
-            for stem, out_path in outputs.items():
-                save_audio(out_path, stems[stem], sr, overwrite=force, subtype="FLOAT" if float32 else None)
-            click.echo(f"{path} -> {target}{'/'}")
+            click.echo(f"{path} -> {target}/")
         except AudioError as exc:
             failures += 1
             click.echo(f"vocalsep: error: {exc}", err=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from .apply import apply_chunked, iter_chunked
-from .audio import resample
+from .audio import AudioError, audio_writer, open_audio, resample
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .cluster import METHODS, voice_direction, voice_mask
 from .features import (FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
@@ -127,6 +128,31 @@ class Separator:
         sample_rate = self._check_rate(sample_rate)
         yield from iter_chunked(self._chunk_fn(sample_rate, check=True), read, length,
                                 self.segment_length(sample_rate), self.overlap, self.progress)
+
+    def separate_file(self, src: str | Path, outputs: dict[str, str | Path], *, overwrite: bool = False,
+                      subtype: str | None = None) -> None:
+        """Separate an audio file into one file per stem (``outputs``: stem -> path; format from suffix).
+
+        Reading, separation and writing are streamed chunk by chunk, so memory does not grow with
+        the file's length. Outputs are written atomically; existing ones are refused unless
+        ``overwrite``. Raises :class:`~vocalsep.audio.AudioError` naming ``src`` on any failure.
+        """
+        missing = set(self.stems) - set(outputs)
+        if missing:
+            raise ValueError(f"no output path for stems {sorted(missing)}")
+        existing = [str(p) for p in outputs.values() if Path(p).exists()]
+        if existing and not overwrite:
+            raise AudioError(f"{src}: output {existing[0]} already exists; pass --force (overwrite=True) to replace it")
+        with open_audio(src) as reader, ExitStack() as stack:
+            writers = {stem: stack.enter_context(audio_writer(
+                outputs[stem], reader.sample_rate, reader.channels, overwrite=overwrite, subtype=subtype))
+                for stem in self.stems}
+            try:
+                for _, block in self.separate_stream(reader.read, reader.frames, reader.sample_rate):
+                    for stem, write in writers.items():
+                        write(block[stem])
+            except SeparationError as exc:
+                raise AudioError(f"{src}: {exc}") from None
 
     def segment_length(self, sample_rate: int) -> int:
         """Chunk length in input samples: ``segment_frames`` model frames."""
