@@ -54,3 +54,9 @@ def test_pick_voice_cluster_and_rule_errors():
         voice_direction({"vocals": [1, 0], "accompaniment": [1, 0]})
     with pytest.raises(ClusterError, match="unknown clustering"):
         voice_mask(*two_groups()[:1], np.ones((30, 10), bool), RULE, "spectral")
+
+
+def test_fitting_on_a_sample_of_bins_gives_the_same_mask():
+    emb, truth = two_groups(frames=200)
+    loud = np.ones(truth.shape, bool)
+    assert np.array_equal(voice_mask(emb, loud, RULE, "kmeans", seed=0, max_fit_points=50), truth)

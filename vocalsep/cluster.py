@@ -44,7 +44,7 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, n_init: int = 2, max_iter:
 
 
 def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, method: str = "kmeans",
-               seed: int = 0, n_init: int = 2) -> np.ndarray:
+               seed: int = 0, n_init: int = 2, max_fit_points: int | None = None) -> np.ndarray:
     """Binary voice mask, (frames, bands) float32.
 
     Args:
@@ -52,6 +52,8 @@ def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, metho
         loud: (frames, bands) bool, the bins the model was trained on (within the silence threshold
             of the chunk's loudest bin). Clusters are fitted on these only -- the embeddings of
             silent bins are untrained -- and every bin is then assigned to its nearest centroid.
+        max_fit_points: fit k-means on at most this many loud bins, drawn at random with ``seed``
+            (None: all of them, as the paper does); assignment still covers every bin.
         rule: the model's voice rule.
         method: ``"kmeans"`` (the paper: k-means++ with k=2, voice chosen by the rule) or
             ``"prototype"`` (each bin goes to the nearer of the two stored centroids).
@@ -64,6 +66,8 @@ def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, metho
         voice = 0
     elif method == "kmeans":
         pts = flat[loud.reshape(-1)]
+        if max_fit_points is not None and len(pts) > max_fit_points:
+            pts = pts[np.random.default_rng(seed).choice(len(pts), max_fit_points, replace=False)]
         if len(pts) < 2 or np.ptp(pts, axis=0).max() < 1e-6:
             return np.zeros((frames, bands), np.float32)  # silence, or nothing to split
         cents, _ = kmeans(pts, 2, seed=seed, n_init=n_init)

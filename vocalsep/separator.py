@@ -58,12 +58,14 @@ class Separator:
         cluster: ``"kmeans"`` (k-means++, k=2, the paper's) or ``"prototype"`` (nearest stored centroid).
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
         seed, n_init: k-means++ ``random_state`` and number of restarts (fixed for reproducibility).
+        fit_points: fit k-means on at most this many loud bins per chunk (None: all of them).
         progress: optional ``progress(done, total)`` callback, called once per chunk.
     """
 
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
-                 n_init: int = 2, progress: Callable[[int, int], None] | None = None):
+                 n_init: int = 2, fit_points: int | None = None,
+                 progress: Callable[[int, int], None] | None = None):
         if reconstruct not in RECONSTRUCTIONS:
             raise SeparationError(f"unknown reconstruction {reconstruct!r}; choose {' or '.join(RECONSTRUCTIONS)}")
         if cluster not in METHODS:
@@ -79,7 +81,7 @@ class Separator:
         self.model = bundle.model.to(self.device).eval()
         self.reconstruct, self.cluster = reconstruct, cluster
         self.segment_frames, self.overlap = segment_frames, overlap
-        self.seed, self.n_init, self.progress = seed, n_init, progress
+        self.seed, self.n_init, self.fit_points, self.progress = seed, n_init, fit_points, progress
         self.fb = mel_filterbank(self.cfg)
         self.silence_db = float(bundle.training.get("silence_db", 40.0))
 
@@ -206,7 +208,8 @@ class Separator:
     def voice_mask(self, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """(frames, bands) binary voice mask of one chunk."""
         loud = silence_weights(mel[None], self.silence_db)[0].bool().numpy()
-        mask = voice_mask(emb.numpy(), loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init)
+        mask = voice_mask(emb.numpy(), loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init,
+                          self.fit_points)
         return torch.from_numpy(mask)
 
     def separate_chunk(self, chunk: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,115 @@
+"""Benchmark `vocalsep split`: wall time, real-time factor and peak memory for several input lengths.
+
+    python bench/separate.py [--minutes 1 3 10 60] [--repeat 3] [--model NAME|PATH] [--sr 44100]
+
+Each run is a fresh `python -m vocalsep.cli split` process (model load included) on a generated
+stereo 16-bit wav; peak RSS is the child's maximum resident set size. Prints the median over
+``--repeat`` runs, then a per-stage breakdown of one in-process run of the shortest input.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_input(path: Path, minutes: float, sr: int) -> None:
+    """A long stereo test signal written in blocks (never held whole in memory)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    total, block = int(minutes * 60 * sr), sr * 10
+    with sf.SoundFile(path, "w", sr, 2, "PCM_16") as f:
+        for start in range(0, total, block):
+            n = min(block, total - start)
+            t = (start + np.arange(n)) / sr
+            f0 = 220 * (1 + 0.03 * np.sin(2 * np.pi * 0.3 * t))
+            voice = 0.2 * np.sin(2 * np.pi * np.cumsum(f0) / sr) * (np.sin(2 * np.pi * 0.1 * t) > 0)
+            music = 0.1 * np.sin(2 * np.pi * 110 * t) + 0.03 * rng.standard_normal(n)
+            f.write(np.stack([voice + music, voice + 0.8 * music], 1))
+
+
+def run_split(src: Path, out: Path, model: str | None) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(out), "--force"]
+    if model:
+        cmd += ["--model", model]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"split failed: {proc.stderr.read().decode()}")
+    return wall, usage.ru_maxrss / 1024  # MiB
+
+
+def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
+    """Seconds spent per stage in one in-process separation of ``src``."""
+    from vocalsep import Separator
+    from vocalsep import separator as sepmod
+
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    t = time.perf_counter()
+    sep = Separator.from_pretrained(model) if model is None or not Path(model).exists() else Separator.from_file(model)
+    timings["model load"] = time.perf_counter() - t
+    sepmod.resample = timed("resample", sepmod.resample)
+    sep.embed = timed("features + network", sep.embed)
+    sep.voice_mask = timed("clustering", sep.voice_mask)
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        sep.separate_file(src, {s: Path(d) / f"{s}.wav" for s in sep.stems})
+        total = time.perf_counter() - t
+    timings["mask + ISTFT + I/O (rest)"] = total - sum(v for k, v in timings.items() if k != "model load")
+    return timings
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 10, 60])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--sr", type=int, default=44100)
+    args = ap.parse_args(argv)
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}")
+    print(f"{'input':>10s} {'wall s (median)':>16s} {'RTF':>8s} {'peak RSS MiB':>13s}  runs")
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        for minutes in args.minutes:
+            src = d / f"bench_{minutes:g}min.wav"
+            make_input(src, minutes, args.sr)
+            runs = [run_split(src, d / "out", args.model) for _ in range(args.repeat)]
+            wall = statistics.median(r[0] for r in runs)
+            rss = statistics.median(r[1] for r in runs)
+            print(f"{minutes:>8g} m {wall:16.2f} {wall / (minutes * 60):8.4f} {rss:13.0f}  "
+                  + ", ".join(f"{r[0]:.2f}" for r in runs), flush=True)
+            src.unlink()
+        src = d / "stages.wav"
+        make_input(src, min(args.minutes), args.sr)
+        print(f"\nper-stage seconds, one in-process run of {min(args.minutes):g} min:")
+        for name, sec in stage_breakdown(src, args.model).items():
+            print(f"  {name:28s} {sec:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
