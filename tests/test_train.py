@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +91,43 @@ def test_recipe_config_parses():
     cfg = load_config(Path(__file__).parents[1] / "recipes" / "mir1k" / "conf.toml")
     assert [p.chunk_frames for p in cfg.phases] == [100, 500]
     assert cfg.optimizer == "rmsprop"
+
+
+def test_sigkilled_training_process_resumes_to_the_same_weights(tmp_path, clips):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = ["phases.0.steps_per_epoch=6", "phases.0.max_epochs=3"]
+    cfg = tiny_config(clips, **dict(o.split("=") for o in overrides))
+    train_phase(cfg, 1, tmp_path / "straight")
+    ref = torch.load(tmp_path / "straight" / "phase1" / "last.pt", weights_only=True)["model"]
+
+    killed = tmp_path / "killed"
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from test_train import tiny_config; "
+            "from vocalsep.train import train_phase; "
+            "train_phase(tiny_config(sys.argv[2], **json.loads(sys.argv[3])), 1, sys.argv[4])")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(clips),
+                             json.dumps(dict(o.split("=") for o in overrides)), str(killed)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (killed / "phase1" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    train_phase(cfg, 1, killed)
+    got = torch.load(killed / "phase1" / "last.pt", weights_only=True)["model"]
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+
+
+def test_unreadable_clips_are_reported_and_skipped(clips, caplog):
+    from vocalsep.data import DatasetError, load_mir1k
+
+    with caplog.at_level("WARNING"):
+        loaded = load_mir1k(clips)
+    assert len(loaded) == 4 and "broken.wav" in caplog.text
+    with pytest.raises(DatasetError, match="broken.wav"):
+        load_mir1k(clips, skip_bad=False)
