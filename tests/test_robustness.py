@@ -151,3 +151,75 @@ def test_property_shape_rate_and_sum(length, sr, channels, dtype, seed):
         assert y.shape == arr.shape
     total = out["vocals"] + out["accompaniment"]
     assert np.abs(total - (ref[0] if arr.ndim == 1 else ref)).max() < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3"])
+def test_truncated_compressed_files(tmp_path, model_file, fmt):
+    src = tmp_path / f"cut.{fmt}"
+    sf.write(src, song(2.0, 44100, 2).T, 44100, format=fmt.upper())
+    src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    res = split(tmp_path, model_file, src)
+    if res.exit_code:
+        assert res.output.count("vocalsep: error:") == 1 and str(src) in res.output
+    else:
+        y, _ = sf.read(tmp_path / "out" / "cut" / "vocals.wav")
+        assert np.all(np.isfinite(y))
+
+
+def test_mp3_in_and_out(tmp_path, model_file):
+    src = tmp_path / "song.mp3"
+    sf.write(src, song(2.0, 44100, 2).T, 44100, format="MP3")
+    res = split(tmp_path, model_file, src, extra=["--format", "mp3"])
+    assert res.exit_code == 0, res.output
+    y, sr = sf.read(tmp_path / "out" / "song" / "vocals.mp3", always_2d=True)
+    assert sr == 44100 and y.shape[1] == 2
+
+
+def test_m4a_through_ffmpeg(tmp_path, model_file):
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    wav = tmp_path / "src.wav"
+    sf.write(wav, song(2.0, 44100, 2).T, 44100)
+    src = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", str(src)], check=True)
+    res = split(tmp_path, model_file, src)
+    assert res.exit_code == 0, res.output
+    y, sr = sf.read(tmp_path / "out" / "song" / "vocals.wav", always_2d=True)
+    assert sr == 44100 and y.shape[1] == 2 and abs(len(y) - 88200) < 4096
+
+
+def test_missing_ffmpeg_is_explained(tmp_path, monkeypatch):
+    import shutil
+
+    src = tmp_path / "song.m4a"
+    src.write_bytes(b"\x00" * 100)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(AudioError, match="needs ffmpeg, which is not installed"):
+        load_audio(src)
+
+
+def test_killed_split_never_leaves_a_truncated_stem(tmp_path, model_file):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "long.wav"
+    sf.write(src, np.tile(song(2.0, 16000, 2), (1, 30)).T, 16000)  # one minute
+    out = tmp_path / "out" / "long"
+    proc = subprocess.Popen([sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(tmp_path / "out"),
+                             "--model", str(model_file)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(out.glob(".*.part")) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for stem in ("vocals", "accompaniment"):
+        path = out / f"{stem}.wav"
+        if path.exists():  # only ever complete
+            assert sf.info(path).frames == 16000 * 60
