@@ -223,3 +223,24 @@ def test_killed_split_never_leaves_a_truncated_stem(tmp_path, model_file):
         path = out / f"{stem}.wav"
         if path.exists():  # only ever complete
             assert sf.info(path).frames == 16000 * 60
+
+
+def test_zero_sample_file_is_refused(tmp_path, model_file):
+    src = tmp_path / "zero.wav"
+    sf.write(src, np.zeros((0, 2), np.float32), 16000)
+    res = split(tmp_path, model_file, src)
+    assert res.exit_code == 1 and "contains no audio samples" in res.output and str(src) in res.output
+
+
+def test_bundled_model_with_wrong_checksum_is_refused(tmp_path, monkeypatch, bundle):
+    import json
+
+    from vocalsep import checkpoint
+    from vocalsep.checkpoint import ModelFileError, save_model
+
+    save_model(tmp_path / "m.pt", bundle)
+    (tmp_path / "registry.json").write_text(json.dumps(
+        {"default": "m", "models": {"m": {"file": "m.pt", "sha256": "f" * 64}}}))
+    monkeypatch.setattr(checkpoint.resources, "files", lambda pkg: tmp_path)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        Separator.from_pretrained()

@@ -51,6 +51,12 @@ def train(config, out_dir, phase, overrides):
         click.echo(f"phase {p}: best model {best}")
 
 
+def _track_name(path: Path) -> str:
+    """Output folder name: the file name without its extension (and without NI's ``.stem``)."""
+    name = path.stem
+    return name[: -len(".stem")] if name.lower().endswith(".stem") and len(name) > 5 else name
+
+
 def _separator(model, device, reconstruct, cluster, progress=None):
     from .checkpoint import load_model, resolve_model
     from .separator import Separator
@@ -105,7 +111,7 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
     sep = _separator(model, device, reconstruct, cluster, progress)
     failures, seen = 0, {}
     for path in files:
-        target = out_dir / path.stem
+        target = out_dir / _track_name(path)
         try:
             if target in seen:
                 raise AudioError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
