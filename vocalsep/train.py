@@ -231,13 +231,17 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
 
     model = build_model(cfg.arch, fcfg.n_mels, **cfg.model)
     model_kwargs = _model_kwargs(cfg)
+    earlier: list[dict] = []  # training summaries of the phases this one continues
     if phase == 1:
         model.set_feature_stats(*feature_stats(train_clips, fx))
     else:
         prev = out / f"phase{phase - 1}" / "best.pt"
         if not prev.is_file():
             raise ConfigError(f"phase {phase} starts from {prev}, which does not exist; run phase {phase - 1} first")
-        model.load_state_dict(load_model(prev).model.state_dict(), strict=True)
+        prev_bundle = load_model(prev)
+        model.load_state_dict(prev_bundle.model.state_dict(), strict=True)
+        earlier = prev_bundle.training.get("curriculum", []) + [
+            {k: v for k, v in prev_bundle.training.items() if k != "curriculum"}]
     opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
 
     state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
@@ -260,7 +264,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
         summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
                    "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
                    "train_clips": len(train_clips), "valid_clips": len(valid_clips), "seed": cfg.seed,
-                   "silence_db": cfg.silence_db, "data": Path(cfg.data_root).name}
+                   "silence_db": cfg.silence_db, "data": Path(cfg.data_root).name, "curriculum": earlier,
+                   "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in earlier)) / 60, 1)}
         return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
                            voice_rule=voice_rule, training=summary)
 
