@@ -121,3 +121,11 @@ def test_file_separation_streams_the_same_result(tmp_path, sep):
     for s in sep.stems:
         y, ysr = sf.read(outs[s], dtype="float32", always_2d=True)
         assert ysr == sr and np.array_equal(y.T, ref[s])
+
+
+def test_batched_chunks_give_the_same_result(bundle):
+    x = song(5.0, 22050, 2)
+    one = Separator(bundle, segment_frames=60, batch=1).separate(x, 22050)
+    many = Separator(bundle, segment_frames=60, batch=3).separate(x, 22050)
+    for s in one:
+        assert np.allclose(one[s], many[s], atol=1e-5)

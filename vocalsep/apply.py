@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-ChunkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+ChunkFn = Callable[[np.ndarray], dict[str, np.ndarray]]  # (batch, channels, segment) -> {stem: same shape}
 
 
 def triangle_weights(n: int) -> np.ndarray:
@@ -36,43 +36,51 @@ def _stride(segment: int, overlap: float) -> int:
 
 def iter_chunked(fn: ChunkFn, read: Callable[[int, int], np.ndarray], length: int, segment: int,
                  overlap: float = 0.25, progress: Callable[[int, int], None] | None = None,
-                 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+                 batch: int = 1) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(start, {stem: (channels, n) float32})`` blocks covering ``[0, length)`` in order.
 
     Args:
-        fn: maps a (channels, segment) float32 segment to ``{stem: (channels, segment)}``.
+        fn: maps a batch of segments, (batch, channels, segment) float32, to
+            ``{stem: (batch, channels, segment)}``.
         read: ``read(start, stop)`` returns the input's samples in ``[start, stop)`` as
             (channels, stop - start), zero-padded past the end.
         length: number of samples of the input.
         segment: segment length in samples; ``overlap``: fraction shared by neighbouring segments.
-        progress: called as ``progress(done, total)`` after each segment.
+        progress: called as ``progress(done, total)`` after each batch of segments.
+        batch: segments handed to ``fn`` at once (memory grows with it, not with ``length``).
     """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     stride = _stride(segment, overlap)
     total = n_segments(length, segment, overlap)
     w = triangle_weights(segment)
     acc: dict[str, np.ndarray] = {}
     wsum = np.zeros(segment)
-    for i in range(total):
-        start = i * stride
-        out = fn(read(start, start + segment))
+    for first in range(0, total, batch):
+        idx = range(first, min(first + batch, total))
+        out = fn(np.stack([read(i * stride, i * stride + segment) for i in idx]))
         for name, y in out.items():
-            if y.shape[-1] != segment:
-                raise ValueError(f"chunk function returned {y.shape[-1]} samples for stem {name!r}, expected {segment}")
-            if name not in acc:
-                acc[name] = np.zeros((y.shape[0], segment))
-            acc[name] += y * w
-        wsum += w
-        last = i == total - 1
-        done = min(length, start + (segment if last else stride)) - start
-        yield start, {k: (a[:, :done] / wsum[:done]).astype(np.float32) for k, a in acc.items()}
-        if not last:
-            for a in acc.values():
-                a[:, :-stride] = a[:, stride:]
-                a[:, -stride:] = 0.0
-            wsum[:-stride] = wsum[stride:]
-            wsum[-stride:] = 0.0
+            if y.shape[0] != len(idx) or y.shape[-1] != segment:
+                raise ValueError(f"chunk function returned shape {y.shape} for stem {name!r}, "
+                                 f"expected ({len(idx)}, channels, {segment})")
+        for j, i in enumerate(idx):
+            start = i * stride
+            for name, y in out.items():
+                if name not in acc:
+                    acc[name] = np.zeros((y.shape[1], segment))
+                acc[name] += y[j] * w
+            wsum += w
+            last = i == total - 1
+            done = min(length, start + (segment if last else stride)) - start
+            yield start, {k: (a[:, :done] / wsum[:done]).astype(np.float32) for k, a in acc.items()}
+            if not last:
+                for a in acc.values():
+                    a[:, :-stride] = a[:, stride:]
+                    a[:, -stride:] = 0.0
+                wsum[:-stride] = wsum[stride:]
+                wsum[-stride:] = 0.0
         if progress is not None:
-            progress(i + 1, total)
+            progress(idx.stop, total)
 
 
 def array_reader(audio: np.ndarray) -> Callable[[int, int], np.ndarray]:
@@ -86,11 +94,11 @@ def array_reader(audio: np.ndarray) -> Callable[[int, int], np.ndarray]:
 
 
 def apply_chunked(fn: ChunkFn, audio: np.ndarray, segment: int, overlap: float = 0.25,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """Run ``fn`` over an in-memory (channels, samples) array; returns full-length stems."""
+                  progress: Callable[[int, int], None] | None = None, batch: int = 1) -> dict[str, np.ndarray]:
+    """Run ``fn`` (see :func:`iter_chunked`) over an in-memory (channels, samples) array; full-length stems out."""
     length = audio.shape[-1]
     outputs: dict[str, np.ndarray] = {}
-    for start, block in iter_chunked(fn, array_reader(audio), length, segment, overlap, progress):
+    for start, block in iter_chunked(fn, array_reader(audio), length, segment, overlap, progress, batch):
         for name, y in block.items():
             if name not in outputs:
                 outputs[name] = np.empty((y.shape[0], length), np.float32)

@@ -52,6 +52,7 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     right, total = 0, 0
     for s in range(0, len(mix16), seg):
         emb, mel, _ = separator.embed(mix16[s:s + seg])
+        emb, mel = emb[0], mel[0]
         ref = [mel_magnitude(stft(torch.from_numpy(np.ascontiguousarray(r[s:s + seg]))[None], c.n_fft, c.hop_length),
                              separator.fb)[0] for r in (voice16, acc16)]
         loud = silence_weights(mel[None], separator.silence_db)[0].bool()

@@ -59,12 +59,13 @@ class Separator:
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
         seed, n_init: k-means++ ``random_state`` and number of restarts (fixed for reproducibility).
         fit_points: fit k-means on at most this many loud bins per chunk (None: all of them).
+        batch: chunks run through the network at once (faster on CPU; memory grows with it only).
         progress: optional ``progress(done, total)`` callback, called once per chunk.
     """
 
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
-                 n_init: int = 2, fit_points: int | None = None,
+                 n_init: int = 2, fit_points: int | None = None, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None):
         if reconstruct not in RECONSTRUCTIONS:
             raise SeparationError(f"unknown reconstruction {reconstruct!r}; choose {' or '.join(RECONSTRUCTIONS)}")
@@ -81,7 +82,9 @@ class Separator:
         self.model = bundle.model.to(self.device).eval()
         self.reconstruct, self.cluster = reconstruct, cluster
         self.segment_frames, self.overlap = segment_frames, overlap
-        self.seed, self.n_init, self.fit_points, self.progress = seed, n_init, fit_points, progress
+        if batch < 1:
+            raise SeparationError(f"batch must be at least 1, got {batch}")
+        self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.fb = mel_filterbank(self.cfg)
         self.silence_db = float(bundle.training.get("silence_db", 40.0))
 
@@ -114,7 +117,7 @@ class Separator:
         x2 = x[None] if mono else x
         sample_rate = self._check_rate(sample_rate)
         out = apply_chunked(self._chunk_fn(sample_rate), x2, self.segment_length(sample_rate),
-                            self.overlap, self.progress)
+                            self.overlap, self.progress, self.batch)
         result = {}
         for name in self.stems:
             y = out[name][0] if mono else out[name]
@@ -129,7 +132,7 @@ class Separator:
         """
         sample_rate = self._check_rate(sample_rate)
         yield from iter_chunked(self._chunk_fn(sample_rate, check=True), read, length,
-                                self.segment_length(sample_rate), self.overlap, self.progress)
+                                self.segment_length(sample_rate), self.overlap, self.progress, self.batch)
 
     def separate_file(self, src: str | Path, outputs: dict[str, str | Path], *, overwrite: bool = False,
                       subtype: str | None = None) -> None:
@@ -190,20 +193,21 @@ class Separator:
         return np.ascontiguousarray(x, np.float32)
 
     def _chunk_fn(self, sample_rate: int, check: bool = False):
-        def fn(chunk: np.ndarray) -> dict[str, np.ndarray]:
+        def fn(chunks: np.ndarray) -> dict[str, np.ndarray]:
             if check:
-                _check_finite(chunk)
-            return self.separate_chunk(chunk, sample_rate)
+                _check_finite(chunks)
+            return self.separate_chunks(chunks, sample_rate)
         return fn
 
     @torch.inference_mode()
     def embed(self, mono16: np.ndarray):
-        """(samples,) mono at the model rate -> (embeddings (frames, bands, D), mel (frames, bands), stft)."""
+        """(batch, samples) mono at the model rate -> embeddings (batch, frames, bands, D),
+        mel magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins)."""
         c = self.cfg
-        spec = stft(torch.from_numpy(mono16)[None], c.n_fft, c.hop_length)
+        spec = stft(torch.from_numpy(np.atleast_2d(mono16)), c.n_fft, c.hop_length)
         mel = mel_magnitude(spec, self.fb)
-        emb = self.model(log_mel(mel, c).to(self.device))[0].float().cpu()
-        return emb, mel[0], spec[0]
+        emb = self.model(log_mel(mel, c).to(self.device)).float().cpu()
+        return emb, mel, spec
 
     def voice_mask(self, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """(frames, bands) binary voice mask of one chunk."""
@@ -212,24 +216,30 @@ class Separator:
                           self.fit_points)
         return torch.from_numpy(mask)
 
-    def separate_chunk(self, chunk: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        """Separate one (channels, samples) float32 chunk; returns ``{stem: (channels, samples)}``."""
+    def separate_chunks(self, chunks: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        """Separate a batch of chunks, (batch, channels, samples) float32 -> ``{stem: same shape}``.
+
+        The network runs once for the whole batch; clustering is per chunk.
+        """
         c = self.cfg
-        channels, n = chunk.shape
-        mono16 = resample(chunk.mean(0), sample_rate, c.sample_rate)
+        k, channels, n = chunks.shape
+        mono16 = np.stack([resample(ch.mean(0), sample_rate, c.sample_rate) for ch in chunks])
         emb, mel, spec16 = self.embed(mono16)
-        mask = self.voice_mask(emb, mel)
+        masks = torch.stack([self.voice_mask(emb[i], mel[i]) for i in range(k)])  # (batch, frames, bands)
         if self.reconstruct == "mel":
-            voc = self._mel_reconstruct(mel, spec16, mask, len(mono16), sample_rate, n)
-            acc = self._mel_reconstruct(mel, spec16, 1.0 - mask, len(mono16), sample_rate, n)
-            return {"vocals": np.repeat(voc[None], channels, 0), "accompaniment": np.repeat(acc[None], channels, 0)}
+            voc = np.stack([self._mel_reconstruct(mel[i], spec16[i], masks[i], mono16.shape[1], sample_rate, n)
+                            for i in range(k)])
+            acc = np.stack([self._mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n)
+                            for i in range(k)])
+            return {"vocals": np.repeat(voc[:, None], channels, 1), "accompaniment": np.repeat(acc[:, None], channels, 1)}
         n_fft, hop = output_stft_size(sample_rate, c)
-        x = torch.from_numpy(chunk)
-        spec = stft(x, n_fft, hop)  # (channels, frames, bins)
-        m = interpolate_frames(mask, spec.shape[1], hop / sample_rate, c.hop_length / c.sample_rate)
-        m = m @ _bin_weights(c, sample_rate, n_fft).T  # (frames, bins)
-        vocals = istft(spec * m, n_fft, hop, length=n).numpy()
-        return {"vocals": vocals, "accompaniment": chunk - vocals}
+        spec = stft(torch.from_numpy(chunks.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
+        to_bins = _bin_weights(c, sample_rate, n_fft).T
+        m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, c.hop_length / c.sample_rate)
+                         for mk in masks]) @ to_bins  # (batch, frames, bins)
+        spec = spec.view(k, channels, *spec.shape[1:]) * m[:, None]
+        vocals = istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
+        return {"vocals": vocals, "accompaniment": chunks - vocals}
 
     def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:
         c = self.cfg
