@@ -12,7 +12,7 @@ from vocalsep.separator import Separator
 def test_save_load_round_trip_is_exact(tmp_path, bundle):
     path = save_model(tmp_path / "m.pt", bundle)
     loaded = load_model(path)
-    for (k, a), (k2, b) in zip(bundle.model.state_dict().items(), loaded.model.state_dict().items()):
+    for (k, a), (k2, b) in zip(bundle.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
     assert loaded.features == bundle.features and loaded.voice_rule == bundle.voice_rule
     x = song(1.0, 16000, 1)
@@ -25,7 +25,7 @@ def test_half_precision_storage_is_close(tmp_path, bundle):
     path = save_model(tmp_path / "h.pt", bundle, half=True)
     loaded = load_model(path)
     assert loaded.meta["storage_dtype"] == "float16"
-    for a, b in zip(bundle.model.state_dict().values(), loaded.model.state_dict().values()):
+    for a, b in zip(bundle.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
         assert b.dtype == a.dtype and torch.allclose(a, b, atol=1e-3, rtol=1e-3)
 
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import soundfile as sf
 from click.testing import CliRunner
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import resample, save_audio
+from .audio import save_audio
 from .data import load_mir1k
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
