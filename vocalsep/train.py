@@ -55,7 +55,7 @@ class TrainConfig:
     features: dict = field(default_factory=dict)
     data_root: str = ""
     train_manifest: str = ""
-    valid_manifest: str = ""
+    valid_manifest: str = ""  # empty: validate on the first 8 training clips (their own mixtures)
     remix: dict = field(default_factory=dict)
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
@@ -231,8 +231,10 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
     model = build_model(cfg.arch, fcfg.n_mels, **cfg.model)
     model_kwargs = _model_kwargs(cfg)
     earlier: list[dict] = []  # training summaries of the phases this one continues
+    last = pdir / "last.pt"
     if phase == 1:
-        model.set_feature_stats(*feature_stats(train_clips, fx))
+        if not last.is_file():  # a resumed run gets its statistics back with the weights
+            model.set_feature_stats(*feature_stats(train_clips, fx))
     else:
         prev = out / f"phase{phase - 1}" / "best.pt"
         if not prev.is_file():
@@ -244,7 +246,6 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
     opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
 
     state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
-    last = pdir / "last.pt"
     if last.is_file():
         ck = read_checkpoint(last)
         model.load_state_dict(ck["model"], strict=True)
