@@ -43,6 +43,17 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, n_init: int = 2, max_iter:
     return km.cluster_centers_, km.inertia_
 
 
+def fit_centroids(points: np.ndarray, seed: int = 0, n_init: int = 2,
+                  max_fit_points: int | None = None) -> np.ndarray | None:
+    """Two k-means++ centroids (2, D) of ``points``, fitted on a seeded sample of at most
+    ``max_fit_points``; None when there is nothing to split (fewer than 2 points, or all equal)."""
+    if max_fit_points is not None and len(points) > max_fit_points:
+        points = points[np.random.default_rng(seed).choice(len(points), max_fit_points, replace=False)]
+    if len(points) < 2 or np.ptp(points, axis=0).max() < 1e-6:
+        return None
+    return kmeans(points, 2, seed=seed, n_init=n_init)[0].astype(np.float32)
+
+
 def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, method: str = "kmeans",
                seed: int = 0, n_init: int = 2, max_fit_points: int | None = None) -> np.ndarray:
     """Binary voice mask, (frames, bands) float32.
@@ -52,11 +63,11 @@ def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, metho
         loud: (frames, bands) bool, the bins the model was trained on (within the silence threshold
             of the chunk's loudest bin). Clusters are fitted on these only -- the embeddings of
             silent bins are untrained -- and every bin is then assigned to its nearest centroid.
-        max_fit_points: fit k-means on at most this many loud bins, drawn at random with ``seed``
-            (None: all of them, as the paper does); assignment still covers every bin.
         rule: the model's voice rule.
         method: ``"kmeans"`` (the paper: k-means++ with k=2, voice chosen by the rule) or
             ``"prototype"`` (each bin goes to the nearer of the two stored centroids).
+        max_fit_points: fit k-means on at most this many loud bins, drawn at random with ``seed``
+            (None: all of them, as the paper does); assignment still covers every bin.
     """
     direction = voice_direction(rule)
     frames, bands, dim = embedding.shape
@@ -65,13 +76,9 @@ def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, metho
         cents = np.stack([np.asarray(rule["vocals"]), np.asarray(rule["accompaniment"])]).astype(np.float32)
         voice = 0
     elif method == "kmeans":
-        pts = flat[loud.reshape(-1)]
-        if max_fit_points is not None and len(pts) > max_fit_points:
-            pts = pts[np.random.default_rng(seed).choice(len(pts), max_fit_points, replace=False)]
-        if len(pts) < 2 or np.ptp(pts, axis=0).max() < 1e-6:
+        cents = fit_centroids(flat[loud.reshape(-1)], seed, n_init, max_fit_points)
+        if cents is None:
             return np.zeros((frames, bands), np.float32)  # silence, or nothing to split
-        cents, _ = kmeans(pts, 2, seed=seed, n_init=n_init)
-        cents = cents.astype(np.float32)
         voice = pick_voice_cluster(cents, direction)
     else:
         raise ClusterError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")

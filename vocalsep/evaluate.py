@@ -43,7 +43,7 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     The right cluster is the one holding more voice-dominated energy (ideal binary mask on the mel
     bands, loud bins only). Only meaningful for ``cluster="kmeans"``.
     """
-    from .cluster import kmeans, pick_voice_cluster, voice_direction
+    from .cluster import fit_centroids, pick_voice_cluster, voice_direction
     from .features import mel_magnitude, silence_weights, stft
 
     c = separator.cfg
@@ -59,8 +59,9 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
         voice_dominant = (ref[0] > ref[1]) & loud
         if voice_dominant.sum() < 10 or loud.sum() < 10:
             continue  # no voice to find in this chunk
-        pts = emb[loud].numpy()
-        cents, _ = kmeans(pts, 2, seed=separator.seed, n_init=separator.n_init)
+        cents = fit_centroids(emb[loud].numpy(), separator.seed, separator.n_init, separator.fit_points)
+        if cents is None:
+            continue
         lab = torch.from_numpy((emb.numpy().reshape(-1, emb.shape[-1]) @ cents.T).argmax(1)).view(mel.shape)
         energy = [(mel * (voice_dominant & (lab == k))).sum().item() for k in range(2)]
         right += int(pick_voice_cluster(cents, direction) == int(np.argmax(energy)))

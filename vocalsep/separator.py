@@ -1,7 +1,9 @@
 """Separator: waveform in, ``{"vocals", "accompaniment"}`` out, at the input's rate and shape."""
 from __future__ import annotations
 
+import importlib
 import math
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from functools import lru_cache
@@ -58,14 +60,16 @@ class Separator:
         cluster: ``"kmeans"`` (k-means++, k=2, the paper's) or ``"prototype"`` (nearest stored centroid).
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
         seed, n_init: k-means++ ``random_state`` and number of restarts (fixed for reproducibility).
-        fit_points: fit k-means on at most this many loud bins per chunk (None: all of them).
+        fit_points: fit k-means on at most this many loud bins per chunk, drawn at random (None:
+            all of them); every bin is then assigned to its nearest centroid. 4000 bins and one
+            restart score the same as all bins and two restarts on validation, at a fraction of the cost.
         batch: chunks run through the network at once (faster on CPU; memory grows with it only).
         progress: optional ``progress(done, total)`` callback, called once per chunk.
     """
 
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
-                 n_init: int = 2, fit_points: int | None = None, batch: int = 8,
+                 n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None):
         if reconstruct not in RECONSTRUCTIONS:
             raise SeparationError(f"unknown reconstruction {reconstruct!r}; choose {' or '.join(RECONSTRUCTIONS)}")
@@ -86,6 +90,8 @@ class Separator:
             raise SeparationError(f"batch must be at least 1, got {batch}")
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.fb = mel_filterbank(self.cfg)
+        if cluster == "kmeans":  # scikit-learn takes ~1 s to import: overlap it with the first chunks
+            threading.Thread(target=importlib.import_module, args=("sklearn.cluster",), daemon=True).start()
         self.silence_db = float(bundle.training.get("silence_db", 40.0))
 
     # ---- construction -----------------------------------------------------------------------
