@@ -43,3 +43,18 @@ def test_mel_inverse_maps_flat_spectrum_to_itself():
 def test_silence_weights_threshold():
     mel = torch.tensor([[[1.0, 0.02, 0.005, 0.0]]])
     assert silence_weights(mel, 40.0).tolist() == [[[1.0, 1.0, 0.0, 0.0]]]
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmax", [(16000, 512, 150, 8000.0), (44100, 2048, 150, 8000.0),
+                                                   (8000, 256, 150, 8000.0), (22050, 1024, 40, 11025.0)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmax):
+    import warnings
+
+    import librosa
+
+    from vocalsep.features import _mel_np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax)
+    assert np.allclose(_mel_np(sr, n_fft, n_mels, 0.0, fmax), ref, rtol=1e-5, atol=1e-7)

@@ -65,17 +65,42 @@ def istft(spec: torch.Tensor, n_fft: int, hop_length: int, length: int) -> torch
                        center=True, length=length)
 
 
+_F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz, logarithmic above
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(f):
+    """Slaney mel scale (as librosa's default, ``htk=False``)."""
+    f = np.asarray(f, np.float64)
+    log_part = _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(f >= _MIN_LOG_HZ, log_part, f / _F_SP)
+
+
+def mel_to_hz(m):
+    m = np.asarray(m, np.float64)
+    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
+
+
+def mel_frequencies(n: int, fmin: float, fmax: float) -> np.ndarray:
+    """``n`` frequencies (Hz) equally spaced on the mel scale from ``fmin`` to ``fmax``."""
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n))
+
+
 @lru_cache(maxsize=32)
 def _mel_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import warnings
-
-    import librosa
-
-    with warnings.catch_warnings():
-        # Narrow low bands on a coarse FFT grid are expected; mel_to_bin_weights handles them.
-        warnings.simplefilter("ignore")
-        return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                                   fmax=fmax, norm="slaney", htk=False).astype(np.float32)
+    """Slaney-normalised triangular mel filterbank, (bands, bins); equal to ``librosa.filters.mel``
+    (a test checks it) without importing librosa and scipy.signal, which cost seconds at start-up."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = mel_frequencies(n_mels + 2, fmin, fmax)
+    width = np.diff(edges)
+    ramps = edges[:, None] - freqs[None, :]
+    rising = -ramps[:-2] / width[:-1, None]
+    falling = ramps[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band
+    return weights.astype(np.float32)
 
 
 def mel_filterbank(cfg: FeatureConfig) -> torch.Tensor:
@@ -102,13 +127,11 @@ def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torc
     ``cfg.fmax`` -- the full-band part a 16 kHz model never sees) take the nearest band.
     Rows sum to one, so a mask in [0, 1] stays in [0, 1].
     """
-    import librosa
-
     # Triangles are evaluated with the model's own fmax, so band indices stay aligned even when
     # this grid stops below it (low sample rates).
     w = _mel_np(sample_rate, n_fft, cfg.n_mels, cfg.fmin, cfg.fmax).T.copy()  # (bins, bands)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    centres = librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax)[1:-1]
+    centres = mel_frequencies(cfg.n_mels + 2, cfg.fmin, cfg.fmax)[1:-1]
     total = w.sum(1, keepdims=True)
     empty = total[:, 0] <= 1e-8 * max(float(total.max()), 1e-30)
     w[empty] = 0.0
