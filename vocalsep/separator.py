@@ -64,7 +64,7 @@ class Separator:
             all of them); every bin is then assigned to its nearest centroid. 4000 bins and one
             restart score the same as all bins and two restarts on validation, at a fraction of the cost.
         batch: chunks run through the network at once (faster on CPU; memory grows with it only).
-        progress: optional ``progress(done, total)`` callback, called once per chunk.
+        progress: optional ``progress(done_chunks, total_chunks)`` callback, called after each batch.
     """
 
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
@@ -82,7 +82,7 @@ class Separator:
         self.cfg = bundle.features
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise SeparationError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+            raise SeparationError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'")
         self.model = bundle.model.to(self.device).eval()
         self.reconstruct, self.cluster = reconstruct, cluster
         self.segment_frames, self.overlap = segment_frames, overlap
