@@ -133,16 +133,33 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
 
 
 @main.command()
-@click.option("--mir1k", "mir1k", required=True, type=click.Path(file_okay=False), help="MIR-1K root (stereo clips).")
-@click.option("--manifest", type=click.Path(dir_okay=False), help="Clips to use, relative to the root (default: all).")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores.json here.")
-@click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
+@click.option("--mir1k", "mir1k", type=click.Path(file_okay=False), help="MIR-1K root (stereo clips): GNSDR/GSIR/GSAR, BSS Eval v3.")
+@click.option("--musdb", "musdb_root", type=click.Path(file_okay=False), help="MUSDB18 root: museval (BSS Eval v4) JSON per track.")
+@click.option("--manifest", type=click.Path(dir_okay=False), help="MIR-1K clips to use, relative to the root (default: all).")
+@click.option("--subset", default="test", show_default=True, type=click.Choice(["train", "test"]), help="MUSDB18 subset.")
+@click.option("--split", default=None, type=click.Choice(["train", "valid"]), help="MUSDB18 official split of the train subset.")
+@click.option("--is-wav", is_flag=True, help="MUSDB18 in its wav layout instead of stem files.")
+@click.option("--estimates", "estimates_dir", type=click.Path(file_okay=False),
+              help="MUSDB18: score existing estimates DIR/<subset>/<track>/{vocals,accompaniment}.wav instead of separating.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
+@click.option("--separate-only", is_flag=True, help="MIR-1K: write the estimates, skip scoring.")
 @_model_options
-def evaluate(mir1k, manifest, out_dir, separate_only, model, device, reconstruct, cluster):
-    """Separate and score a dataset (MIR-1K: GNSDR/GSIR/GSAR, BSS Eval v3)."""
-    from .evaluate import evaluate_mir1k, format_summary
+def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only,
+             model, device, reconstruct, cluster):
+    """Separate and score a dataset: MIR-1K (--mir1k) or MUSDB18 (--musdb)."""
+    from .evaluate import evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
 
-    sep = _separator(model, device, reconstruct, cluster)
+    if bool(mir1k) == bool(musdb_root):
+        raise click.UsageError("give exactly one of --mir1k and --musdb")
+    if estimates_dir and not musdb_root:
+        raise click.UsageError("--estimates applies to --musdb only")
+    sep = None if estimates_dir else _separator(model, device, reconstruct, cluster)
+    if musdb_root:
+        if not out_dir:
+            raise click.UsageError("--musdb needs -o/--out for museval's JSON files")
+        result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir)
+        click.echo(format_musdb(result["summary"]))
+        return
     result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only)
     if not separate_only:
         click.echo(format_summary(result["summary"]))

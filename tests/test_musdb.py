@@ -1,0 +1,51 @@
+"""MUSDB18 scoring on the preview track that ships with stempeg (needs ffmpeg, musdb, museval)."""
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from vocalsep.cli import main
+
+if shutil.which("ffmpeg") is None:
+    pytest.skip("ffmpeg not installed", allow_module_level=True)
+stempeg = pytest.importorskip("stempeg")
+museval = pytest.importorskip("museval")
+
+
+@pytest.fixture
+def musdb_root(tmp_path):
+    root = tmp_path / "musdb"
+    (root / "test").mkdir(parents=True)
+    src = stempeg.example_stem_path()
+    (root / "test" / "The Easton Ellises - Falcon 69.stem.mp4").symlink_to(src)
+    return root
+
+
+def test_evaluate_musdb_writes_schema_valid_json_and_both_aggregates(tmp_path, musdb_root, model_file):
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(main, ["evaluate", "--musdb", str(musdb_root), "--model", str(model_file), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "vocals (median)" in res.output and "accompaniment (mean)" in res.output
+    track_json = out / "test" / "The Easton Ellises - Falcon 69.json"
+    data = json.loads(track_json.read_text())
+    assert {t["name"] for t in data["targets"]} == {"vocals", "accompaniment"}
+    import jsonschema
+    from pathlib import Path
+
+    schema = json.loads((Path(museval.__path__[0]) / "musdb.schema.json").read_text())
+    jsonschema.validate(data, schema)
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert set(summary) >= {"median", "mean"}
+
+    # scoring the written estimates again gives the same numbers
+    again = CliRunner().invoke(main, ["evaluate", "--musdb", str(musdb_root), "--estimates", str(out / "estimates"),
+                                      "-o", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    summary2 = json.loads((tmp_path / "again" / "summary.json").read_text())["summary"]
+    assert summary2["median"]["vocals"]["SDR"] == pytest.approx(summary["median"]["vocals"]["SDR"], abs=0.05)
+
+
+def test_evaluate_musdb_explains_a_bad_root(tmp_path, model_file):
+    res = CliRunner().invoke(main, ["evaluate", "--musdb", str(tmp_path), "--model", str(model_file), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "has no test/ folder" in res.output
