@@ -49,3 +49,29 @@ def test_evaluate_musdb_writes_schema_valid_json_and_both_aggregates(tmp_path, m
 def test_evaluate_musdb_explains_a_bad_root(tmp_path, model_file):
     res = CliRunner().invoke(main, ["evaluate", "--musdb", str(tmp_path), "--model", str(model_file), "-o", str(tmp_path / "o")])
     assert res.exit_code == 1 and "has no test/ folder" in res.output
+
+
+def test_submission_layout_name_rule_and_missing_tracks(tmp_path, musdb_root, model_file):
+    scores = tmp_path / "eval"
+    assert CliRunner().invoke(main, ["evaluate", "--musdb", str(musdb_root), "--model", str(model_file),
+                                     "-o", str(scores)]).exit_code == 0
+    (musdb_root / "test" / "Another Track").mkdir()  # wav-layout track with no scores
+    sub = tmp_path / "sub"
+    res = CliRunner().invoke(main, ["submission", "--name", "VSDC", "--scores", str(scores), "--musdb", str(musdb_root),
+                                    "--model", str(model_file), str(sub)])
+    assert res.exit_code == 1 and "1 test tracks have no scores: Another Track" in res.output
+    assert (sub / "VSDC" / "description.md").read_text().count("Extra data") == 1
+    assert (sub / "VSDC" / "test" / "The Easton Ellises - Falcon 69.json").is_file()
+    again = CliRunner().invoke(main, ["submission", "--name", "VSDC", "--scores", str(scores), "--model", str(model_file), str(sub)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    long = CliRunner().invoke(main, ["submission", "--name", "TOOLONG", "--scores", str(scores), "--model", str(model_file), str(sub)])
+    assert long.exit_code == 1 and "must be 1-4 letters or digits" in long.output
+
+
+def test_submission_refuses_invalid_score_files(tmp_path, model_file):
+    (tmp_path / "eval" / "test").mkdir(parents=True)
+    (tmp_path / "eval" / "test" / "x.json").write_text('{"targets": [{"name": "vocals", "frames": []}]}')
+    res = CliRunner().invoke(main, ["submission", "--name", "AB", "--scores", str(tmp_path / "eval"),
+                                    "--model", str(model_file), str(tmp_path / "sub")])
+    assert res.exit_code == 1 and "needs both" in res.output
+    assert not (tmp_path / "sub" / "AB").exists()

@@ -18,11 +18,12 @@ class _OneLineErrors(click.Group):
         from .checkpoint import ModelFileError
         from .data import DatasetError
         from .separator import SeparationError
+        from .submission import SubmissionError
         from .train import ConfigError
 
         try:
             return super().invoke(ctx)
-        except (AudioError, ModelFileError, DatasetError, ConfigError, SeparationError) as exc:
+        except (AudioError, ModelFileError, DatasetError, ConfigError, SeparationError, SubmissionError) as exc:
             click.echo(f"vocalsep: error: {exc}", err=True)
             ctx.exit(1)
 
@@ -163,6 +164,29 @@ def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, 
     result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only)
     if not separate_only:
         click.echo(format_summary(result["summary"]))
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Submission name, at most 4 letters or digits.")
+@click.option("--scores", "scores_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder written by `vocalsep evaluate --musdb ... -o FOLDER`.")
+@click.option("--musdb", "musdb_root", type=click.Path(file_okay=False), help="MUSDB18 root, to report missing test tracks.")
+@click.option("--model", default=None, metavar="NAME|PATH", help="The model that made the estimates (for the description).")
+@click.option("--force", is_flag=True, help="Replace an existing submission folder.")
+def submission(out_dir, name, scores_dir, musdb_root, model, force):
+    """Write OUT_DIR/NAME/{description.md,test/*.json} for the MUSDB18 leaderboard."""
+    from .checkpoint import load_model, resolve_model
+    from .submission import expected_tracks, write_submission
+
+    path, sha = resolve_model(model)
+    bundle = load_model(path, sha256=sha)
+    res = write_submission(name, scores_dir, out_dir, bundle.training, f"{bundle.arch}, {path.name}",
+                           expected_tracks(musdb_root) if musdb_root else None, force)
+    click.echo(f"wrote {res['path']}: {len(res['written'])} tracks")
+    if res["missing"]:
+        click.echo(f"vocalsep: {len(res['missing'])} test tracks have no scores: " + ", ".join(res["missing"]), err=True)
+        sys.exit(1)
 
 
 @main.command()
