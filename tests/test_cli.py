@@ -140,3 +140,16 @@ max_epochs = 1
     assert out.exit_code == 0, out.output
     bad = run("train", "-c", conf, "-o", tmp_path / "exp2", "--set", "nonsense=1")
     assert bad.exit_code == 1 and "unknown config keys" in bad.output
+
+
+def test_oracle_masks_score_above_an_untrained_model(tmp_path, model_file):
+    import json
+
+    root = _mir1k_like(tmp_path / "mir1k")
+    gnsdr = {}
+    for name, extra in [("model", []), ("ibm-mel", ["--oracle", "ibm-mel"]), ("irm", ["--oracle", "irm"])]:
+        res = run("evaluate", "--mir1k", root, "--model", model_file, "-o", tmp_path / name, *extra)
+        assert res.exit_code == 0, res.output
+        gnsdr[name] = json.loads((tmp_path / name / "scores.json").read_text())["summary"]["vocals"]["GNSDR"]
+    assert gnsdr["ibm-mel"] > gnsdr["model"] + 3 and gnsdr["irm"] > gnsdr["model"] + 3
+    assert run("evaluate", "--musdb", root, "--oracle", "ibm", "-o", tmp_path / "x").exit_code == 2

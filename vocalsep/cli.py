@@ -144,8 +144,10 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
               help="MUSDB18: score existing estimates DIR/<subset>/<track>/{vocals,accompaniment}.wav instead of separating.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
 @click.option("--separate-only", is_flag=True, help="MIR-1K: write the estimates, skip scoring.")
+@click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
+              help="MIR-1K: score ideal masks instead of the model (the ceiling of each representation).")
 @_model_options
-def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only,
+def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
              model, device, reconstruct, cluster):
     """Separate and score a dataset: MIR-1K (--mir1k) or MUSDB18 (--musdb)."""
     from .evaluate import evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
@@ -154,6 +156,8 @@ def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, 
         raise click.UsageError("give exactly one of --mir1k and --musdb")
     if estimates_dir and not musdb_root:
         raise click.UsageError("--estimates applies to --musdb only")
+    if oracle and not mir1k:
+        raise click.UsageError("--oracle applies to --mir1k only")
     sep = None if estimates_dir else _separator(model, device, reconstruct, cluster)
     if musdb_root:
         if not out_dir:
@@ -161,7 +165,7 @@ def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, 
         result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir)
         click.echo(format_musdb(result["summary"]))
         return
-    result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only)
+    result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only, oracle=oracle)
     if not separate_only:
         click.echo(format_summary(result["summary"]))
 
