@@ -131,3 +131,35 @@ def test_unreadable_clips_are_reported_and_skipped(clips, caplog):
     assert len(loaded) == 4 and "broken.wav" in caplog.text
     with pytest.raises(DatasetError, match="broken.wav"):
         load_mir1k(clips, skip_bad=False)
+
+
+def test_two_process_torchrun_training_keeps_ranks_identical(tmp_path, clips):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_train.py"
+    script.write_text(f'''
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_train import tiny_config
+from vocalsep.train import train_phase
+
+def dump(model, state):
+    torch.save(model.state_dict(), {str(tmp_path)!r} + f"/rank{{dist.get_rank()}}.pt")
+
+train_phase(tiny_config({str(clips)!r}), 1, {str(tmp_path / "exp")!r}, on_epoch_end=dump)
+''')
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the two ranks drew different batches, and rank 0 alone wrote the run's files
+    assert (tmp_path / "exp" / "phase1" / "best.pt").is_file()
+    assert len((tmp_path / "exp" / "phase1" / "log.jsonl").read_text().splitlines()) == 2
+    ck = torch.load(tmp_path / "exp" / "phase1" / "last.pt", weights_only=True)
+    assert len(ck["samplers"]) == 2 and ck["samplers"][0] != ck["samplers"][1]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class _OneLineErrors(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
 def main(verbose: bool) -> None:
     """Separate singing voice from music with deep clustering."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    quiet_rank = int(os.environ.get("RANK", "0")) > 0  # under torchrun, only rank 0 reports progress
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet_rank else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 

@@ -12,12 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
 class SequenceBNBLSTM(nn.Module):
     """One bidirectional LSTM layer with sequence-wise batch norm on the input-to-hidden product.
 
     The pre-activation of every gate is ``BN(W_ih x_t) + W_hh h_{t-1} + b`` where the BN statistics
     are taken over the batch and all time steps jointly (Laurent et al. 2015); the recurrent path is
-    not normalised. Because BN of a linear map is itself affine, the layer folds the statistics into
+    not normalised. Under torch.distributed the statistics are those of all ranks' batches together.
+    Because BN of a linear map is itself affine, the layer folds the statistics into
     an effective input weight and bias and runs PyTorch's fused LSTM kernel, so training costs little
     more than a plain LSTM and inference is exactly a plain LSTM. Input (batch, frames, input_size),
     output (batch, frames, 2 * hidden_size).
@@ -47,13 +53,23 @@ class SequenceBNBLSTM(nn.Module):
             if x is None:
                 raise ValueError("training mode needs the batch to compute statistics")
             flat = x.reshape(-1, self.input_size)
-            mu_x = flat.mean(0)
-            xc = flat - mu_x
-            cov = xc.T @ xc / flat.shape[0]
+            n = flat.shape[0]
+            if _distributed():
+                # statistics over the batches of all ranks (sums reduced with autograd support)
+                from torch.distributed.nn.functional import all_reduce
+
+                total = all_reduce(torch.cat([flat.sum(0), (flat.T @ flat).flatten(),
+                                              flat.new_tensor([float(n)])]))
+                n = int(total[-1].item())
+                mu_x = total[: self.input_size] / n
+                cov = total[self.input_size:-1].view(self.input_size, self.input_size) / n - torch.outer(mu_x, mu_x)
+            else:
+                mu_x = flat.mean(0)
+                xc = flat - mu_x
+                cov = xc.T @ xc / n
             mean = w @ mu_x
             var = ((w @ cov) * w).sum(1)  # diag(W C W^T): the variance of each output of W x
             with torch.no_grad():
-                n = flat.shape[0]
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach() * n / max(n - 1, 1), self.momentum)
         else:

@@ -16,6 +16,7 @@ import copy
 import json
 import logging
 import math
+import os
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -30,6 +31,45 @@ from .losses import deep_clustering_loss
 from .model import build_model
 
 log = logging.getLogger(__name__)
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size). Under ``torchrun`` (WORLD_SIZE > 1) joins the process group first:
+    gloo on CPU, nccl when CUDA is available."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(obj, world: int) -> list:
+    if world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _from_rank0(obj, world: int):
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 class ConfigError(ValueError):
@@ -207,15 +247,22 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer {name!r}; choose rmsprop, adam or sgd")
 
 
-def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
-    """Run (or resume) curriculum phase ``phase`` (1-based); returns the phase's best model file."""
+def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=None) -> Path:
+    """Run (or resume) curriculum phase ``phase`` (1-based); returns the phase's best model file.
+
+    Runs unchanged under ``torchrun --nproc_per_node N``: every rank draws its own batches, gradients
+    are averaged by DistributedDataParallel, batch-norm statistics are taken over all ranks, and only
+    rank 0 writes files. ``on_epoch_end(model, state)``, if given, is called on every rank.
+    """
+    rank, world = init_distributed()
     if not 1 <= phase <= len(cfg.phases):
         raise ConfigError(f"phase {phase} not in the config (it has {len(cfg.phases)})")
     pc = cfg.phases[phase - 1]
     out = Path(out_dir)
     pdir = out / f"phase{phase}"
     pdir.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -224,9 +271,9 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
     train_clips = load_mir1k(cfg.data_root, cfg.train_manifest or None, fcfg.sample_rate)
     valid_clips = load_mir1k(cfg.data_root, cfg.valid_manifest or None, fcfg.sample_rate) if cfg.valid_manifest else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
-    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase)
+    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase + 7919 * rank)
     valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
-    torch.manual_seed(cfg.seed * 1000 + phase)
+    torch.manual_seed(cfg.seed * 1000 + phase)  # the same initial weights on every rank
 
     model = build_model(cfg.arch, fcfg.n_mels, **cfg.model)
     model_kwargs = _model_kwargs(cfg)
@@ -243,22 +290,31 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
         model.load_state_dict(prev_bundle.model.state_dict(), strict=True)
         earlier = prev_bundle.training.get("curriculum", []) + [
             {k: v for k, v in prev_bundle.training.items() if k != "curriculum"}]
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
     opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
+    torch.manual_seed(cfg.seed * 1000 + phase + 7919 * rank)  # dropout differs per rank
 
     state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
     if last.is_file():
         ck = read_checkpoint(last)
+        if len(ck["samplers"]) != world:
+            raise ConfigError(f"{last} was written by {len(ck['samplers'])} processes; resume it with as many")
         model.load_state_dict(ck["model"], strict=True)
         opt.load_state_dict(ck["optimizer"])
-        sampler.set_state(ck["sampler"])
-        torch.set_rng_state(ck["torch_rng"])
+        sampler.set_state(ck["samplers"][rank])
+        torch.set_rng_state(ck["torch_rngs"][rank])
         state = ck["state"]
         log.info("phase %d: resumed at epoch %d step %d", phase, state["epoch"], state["step"])
 
     def save_last():
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                           "sampler": sampler.state(), "torch_rng": torch.get_rng_state(),
-                           "state": state}, last)
+        samplers, rngs = _gather(sampler.state(), world), _gather(torch.get_rng_state(), world)
+        if rank == 0:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "samplers": samplers, "torch_rngs": rngs, "state": state}, last)
 
     def bundle(net, voice_rule=None) -> ModelBundle:
         summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
@@ -278,7 +334,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
             v, a = sampler.sample(pc.batch_size)
             feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
-            loss = deep_clustering_loss(model(feats), labels, 2, weights)
+            loss = deep_clustering_loss(net(feats), labels, 2, weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -295,12 +351,14 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
         improved = vloss < state["best"]
         if improved:
             state["best"], state["best_epoch"] = vloss, state["epoch"]
-            save_model(best_path, bundle(model))
+            if rank == 0:
+                save_model(best_path, bundle(model))
         record = {"epoch": state["epoch"], "step": state["step"], "train_loss": epoch_loss / max(n_steps, 1),
                   "valid_loss": vloss, "best": improved, "minutes": round(state["elapsed"] / 60, 2)}
         state["history"].append(record)
-        with open(pdir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if rank == 0:
+            with open(pdir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
         log.info("phase %d epoch %d: train %.4f valid %.4f%s (%.1f min)", phase, state["epoch"],
                  record["train_loss"], vloss, " *" if improved else "", record["minutes"])
         if state["epoch"] - state["best_epoch"] >= pc.patience:
@@ -309,16 +367,22 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path) -> Path:
         if pc.max_minutes and state["elapsed"] >= pc.max_minutes * 60:
             log.info("phase %d: time budget of %.0f min used, stopping", phase, pc.max_minutes)
             state["stopped"] = "time budget"
+        state["stopped"] = _from_rank0(state.get("stopped"), world)  # clocks differ; rank 0 decides
+        if on_epoch_end is not None:
+            on_epoch_end(model, state)
         save_last()
 
     # Finalise: the best weights get their voice-cluster rule, measured on training mixtures.
-    if not state.get("finalised"):
+    _barrier(world)
+    if not state.get("finalised") and rank == 0:
         best = load_model(best_path).model
         rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
         rule = estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
         save_model(best_path, bundle(best, rule))
+    if not state.get("finalised"):
         state["finalised"] = True
         save_last()
+    _barrier(world)
     log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
     return best_path
 
