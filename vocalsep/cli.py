@@ -51,7 +51,8 @@ def train(config, out_dir, phase, overrides):
     cfg = load_config(config, overrides)
     for p in phase or range(1, len(cfg.phases) + 1):
         best = train_phase(cfg, p, out_dir)
-        click.echo(f"phase {p}: best model {best}")
+        if int(os.environ.get("RANK", "0")) == 0:
+            click.echo(f"phase {p}: best model {best}")
 
 
 def _track_name(path: Path) -> str:

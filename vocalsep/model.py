@@ -56,10 +56,14 @@ class SequenceBNBLSTM(nn.Module):
             n = flat.shape[0]
             if _distributed():
                 # statistics over the batches of all ranks (sums reduced with autograd support)
+                import warnings
+
                 from torch.distributed.nn.functional import all_reduce
 
-                total = all_reduce(torch.cat([flat.sum(0), (flat.T @ flat).flatten(),
-                                              flat.new_tensor([float(n)])]))
+                with warnings.catch_warnings():  # deprecated in favour of a private API; still autograd-aware
+                    warnings.simplefilter("ignore", FutureWarning)
+                    total = all_reduce(torch.cat([flat.sum(0), (flat.T @ flat).flatten(),
+                                                  flat.new_tensor([float(n)])]))
                 n = int(total[-1].item())
                 mu_x = total[: self.input_size] / n
                 cov = total[self.input_size:-1].view(self.input_size, self.input_size) / n - torch.outer(mu_x, mu_x)
