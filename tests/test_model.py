@@ -80,3 +80,28 @@ def test_bad_input_shape_and_unknown_arch():
         m(torch.randn(2, 9, 13))
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("nope", 12)
+
+
+def _bn_rank(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    layer = SequenceBNBLSTM(4, 3).double().train()
+    x = torch.randn(4, 10, 4, dtype=torch.float64) * 2 + 1
+    w, b = layer.normalized_input_weights(x[rank * 2:(rank + 1) * 2])
+    torch.save({"w": w.detach(), "b": b.detach()}, f"{out_dir}/bn{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_sequence_bn_statistics_span_all_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_bn_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    torch.manual_seed(0)
+    layer = SequenceBNBLSTM(4, 3).double().train()
+    x = torch.randn(4, 10, 4, dtype=torch.float64) * 2 + 1
+    w, b = layer.normalized_input_weights(x)  # the whole batch in one process
+    for r in range(2):
+        got = torch.load(tmp_path / f"bn{r}.pt", weights_only=True)
+        assert torch.allclose(got["w"], w, atol=1e-9) and torch.allclose(got["b"], b, atol=1e-9)
