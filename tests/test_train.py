@@ -163,3 +163,20 @@ train_phase(tiny_config({str(clips)!r}), 1, {str(tmp_path / "exp")!r}, on_epoch_
     assert len((tmp_path / "exp" / "phase1" / "log.jsonl").read_text().splitlines()) == 2
     ck = torch.load(tmp_path / "exp" / "phase1" / "last.pt", weights_only=True)
     assert len(ck["samplers"]) == 2 and ck["samplers"][0] != ck["samplers"][1]
+
+
+def test_dsd100_layout_loads_and_a_bad_root_is_explained(tmp_path):
+    from vocalsep.data import DatasetError, load_clips
+
+    track = tmp_path / "DSD100" / "Sources" / "Dev" / "001 - Artist - Song"
+    track.mkdir(parents=True)
+    for i, stem in enumerate(("vocals", "bass", "drums", "other")):
+        sf.write(track / f"{stem}.wav", song(1.0, 44100, 2, seed=i).T, 44100)
+    clips = load_clips("dsd100", tmp_path / "DSD100", "Dev")
+    assert len(clips) == 1 and len(clips[0].voice) == 16000 and len(clips[0].accompaniment) == 16000
+    with pytest.raises(DatasetError, match="Sources/"):
+        load_clips("dsd100", tmp_path / "nowhere", "Dev")
+    with pytest.raises(DatasetError, match="no test/ folder"):
+        load_clips("musdb", tmp_path, "test")
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        load_clips("timit", tmp_path, "")

@@ -146,7 +146,7 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
 @click.option("--estimates", "estimates_dir", type=click.Path(file_okay=False),
               help="MUSDB18: score existing estimates DIR/<subset>/<track>/{vocals,accompaniment}.wav instead of separating.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
-@click.option("--separate-only", is_flag=True, help="MIR-1K: write the estimates, skip scoring.")
+@click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
 @click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
               help="MIR-1K: score ideal masks instead of the model (the ceiling of each representation).")
 @_model_options
@@ -165,8 +165,10 @@ def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, 
     if musdb_root:
         if not out_dir:
             raise click.UsageError("--musdb needs -o/--out for museval's JSON files")
-        result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir)
-        click.echo(format_musdb(result["summary"]))
+        result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir,
+                                separate_only=separate_only)
+        if not separate_only:
+            click.echo(format_musdb(result["summary"]))
         return
     result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only, oracle=oracle)
     if not separate_only:

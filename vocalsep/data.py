@@ -159,3 +159,70 @@ def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray
             vs.append(v)
             accs.append(a)
     return np.stack(vs), np.stack(accs)
+
+
+def _mono16(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    """(samples, channels) or (channels, samples) -> mono float32 at ``sample_rate``."""
+    x = np.asarray(audio, np.float32)
+    if x.ndim == 2:
+        x = x.mean(1) if x.shape[0] > x.shape[1] else x.mean(0)
+    return resample(x, sr, sample_rate)
+
+
+def load_musdb(root: str | Path, split: str, sample_rate: int = 16000, is_wav: bool = False) -> list[Clip]:
+    """MUSDB18 tracks as (vocals, accompaniment = drums + bass + other) clips, mono at ``sample_rate``.
+
+    ``split``: ``"train"`` or ``"valid"`` (the official split of the train subset), ``"test"``, or
+    ``"train-all"`` (the whole train subset).
+    """
+    try:
+        import musdb
+    except Exception as exc:  # stempeg refuses to import without ffmpeg
+        raise DatasetError(f"reading MUSDB18 needs musdb and ffmpeg ({exc}); `pip install -e .[eval]`") from None
+    subset = "test" if split == "test" else "train"
+    if split not in ("train", "valid", "test", "train-all"):
+        raise DatasetError(f"unknown MUSDB18 split {split!r}; use train, valid, test or train-all")
+    root = Path(root)
+    if not (root / subset).is_dir():
+        raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
+                           "or, with is_wav, {root}/{subset}/<track>/{vocals,drums,bass,other}.wav")
+    mus = musdb.DB(root=str(root), subsets=subset, split=split if split in ("train", "valid") else None, is_wav=is_wav)
+    clips = [Clip(t.name, _mono16(t.targets["vocals"].audio, t.rate, sample_rate),
+                  _mono16(t.targets["accompaniment"].audio, t.rate, sample_rate)) for t in mus.tracks]
+    if not clips:
+        raise DatasetError(f"no MUSDB18 tracks in {root}/{subset} for split {split!r}")
+    return clips
+
+
+def load_dsd100(root: str | Path, subset: str, sample_rate: int = 16000) -> list[Clip]:
+    """DSD100 tracks (``Sources/{Dev,Test}/<track>/{vocals,bass,drums,other}.wav``) as mono clips."""
+    folder = Path(root) / "Sources" / subset
+    if subset not in ("Dev", "Test") or not folder.is_dir():
+        raise DatasetError(f"expected DSD100 sources in {Path(root)}/Sources/{{Dev,Test}}/<track>/"
+                           "{vocals,bass,drums,other}.wav; got subset {subset!r}")
+    clips = []
+    for track in sorted(p for p in folder.iterdir() if p.is_dir()):
+        parts = {}
+        for stem in ("vocals", "bass", "drums", "other"):
+            try:
+                audio, sr = load_audio(track / f"{stem}.wav")
+            except AudioError as exc:
+                raise DatasetError(f"DSD100 track {track.name}: {exc}") from None
+            parts[stem] = _mono16(audio, sr, sample_rate)
+        n = min(len(v) for v in parts.values())
+        clips.append(Clip(track.name, parts["vocals"][:n], sum(parts[s][:n] for s in ("bass", "drums", "other"))))
+    if not clips:
+        raise DatasetError(f"no DSD100 tracks in {folder}")
+    return clips
+
+
+def load_clips(dataset: str, root: str | Path, which: str, sample_rate: int = 16000) -> list[Clip]:
+    """Clips of ``dataset`` (``mir1k``: ``which`` is a manifest file, empty for all clips; ``musdb``
+    and ``musdb-wav``: a split; ``dsd100``: ``Dev`` or ``Test``)."""
+    if dataset == "mir1k":
+        return load_mir1k(root, which or None, sample_rate)
+    if dataset in ("musdb", "musdb-wav"):
+        return load_musdb(root, which, sample_rate, is_wav=dataset == "musdb-wav")
+    if dataset == "dsd100":
+        return load_dsd100(root, which, sample_rate)
+    raise DatasetError(f"unknown dataset {dataset!r}; choose mir1k, musdb, musdb-wav or dsd100")

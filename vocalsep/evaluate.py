@@ -174,13 +174,15 @@ MUSDB_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
 def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str = "test", split: str | None = None,
-                   is_wav: bool = False, estimates_dir: str | Path | None = None, progress=None) -> dict:
+                   is_wav: bool = False, estimates_dir: str | Path | None = None, progress=None,
+                   separate_only: bool = False) -> dict:
     """Separate (or read estimates of) every MUSDB18 track and score it with museval.
 
     Writes ``out_dir/<subset>/<Track Name>.json`` (museval's format, 1 s windows), and, when
     separating, the estimates under ``out_dir/estimates/<subset>/<Track Name>/``. Both ``vocals`` and
     ``accompaniment`` are always scored. Returns per-track medians over frames and their
-    aggregates over tracks (median -- the leaderboard's -- and mean).
+    aggregates over tracks (median -- the leaderboard's -- and mean). ``separate_only`` writes the
+    estimates and stops there.
     """
     from .data import DatasetError
 
@@ -214,6 +216,8 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
             for stem, y in est.items():
                 save_audio(out / "estimates" / subset / track.name / f"{stem}.wav", y, int(track.rate),
                            overwrite=True, subtype="FLOAT")
+        if separate_only:
+            continue
         n = track.audio.shape[0]
         estimates = {stem: _fit_length(est[stem].T, n) for stem in ("vocals", "accompaniment")}
         store = museval.eval_mus_track(track, estimates, output_dir=str(out))
@@ -222,6 +226,8 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
                  per_track[track.name]["vocals"]["SDR"], per_track[track.name]["accompaniment"]["SDR"])
         if progress:
             progress(i + 1, len(mus.tracks))
+    if separate_only:
+        return {"tracks": {}, "summary": {}}
     result = {"tracks": per_track, "summary": {
         "median": _aggregate(per_track, np.nanmedian), "mean": _aggregate(per_track, np.nanmean),
         "tracks": len(per_track), "subset": subset}}

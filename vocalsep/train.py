@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
-from .data import RemixConfig, RemixSampler, fixed_chunks, load_mir1k
+from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips
 from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
 from .losses import deep_clustering_loss
 from .model import build_model
@@ -93,9 +93,10 @@ class TrainConfig:
     arch: str = "mirex2016"
     model: dict = field(default_factory=dict)  # size overrides: hidden, layers, emb_dim, dropout
     features: dict = field(default_factory=dict)
+    dataset: str = "mir1k"  # mir1k, musdb, musdb-wav or dsd100
     data_root: str = ""
-    train_manifest: str = ""
-    valid_manifest: str = ""  # empty: validate on the first 8 training clips (their own mixtures)
+    train_set: str = ""  # mir1k: a manifest file (empty: every clip); musdb: a split (train); dsd100: Dev
+    valid_set: str = ""  # the same kinds; empty: validate on the first 8 training clips' own mixtures
     remix: dict = field(default_factory=dict)
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
@@ -268,8 +269,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
 
     fcfg = FeatureConfig.from_dict(cfg.features)
     fx = FeatureExtractor(fcfg, cfg.silence_db)
-    train_clips = load_mir1k(cfg.data_root, cfg.train_manifest or None, fcfg.sample_rate)
-    valid_clips = load_mir1k(cfg.data_root, cfg.valid_manifest or None, fcfg.sample_rate) if cfg.valid_manifest else []
+    train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
+    valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
     sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase + 7919 * rank)
     valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
@@ -320,7 +321,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
                    "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
                    "train_clips": len(train_clips), "valid_clips": len(valid_clips), "seed": cfg.seed,
-                   "silence_db": cfg.silence_db, "data": Path(cfg.data_root).name, "curriculum": earlier,
+                   "silence_db": cfg.silence_db, "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": earlier,
                    "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in earlier)) / 60, 1)}
         return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
                            voice_rule=voice_rule, training=summary)
