@@ -76,6 +76,12 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch):
         assert torch.equal(ref[k], got[k]), k
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_training_without_a_gpu_is_refused(tmp_path, clips):
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        train_phase(tiny_config(clips, device='"cuda"'), 1, tmp_path / "exp")
+
+
 def test_config_errors_are_specific(tmp_path):
     with pytest.raises(ConfigError, match="unknown config keys"):
         load_config(None, ["colour=1"])

@@ -104,6 +104,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
+    device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU
     phases: list = field(default_factory=lambda: [PhaseConfig(), PhaseConfig(chunk_frames=500, batch_size=4)])
 
     def to_dict(self) -> dict:
@@ -178,12 +179,13 @@ def config_from_dict(raw: dict) -> TrainConfig:
 class FeatureExtractor:
     """Waveform batches -> (log-mel, ideal binary labels, bin weights), on the model's device."""
 
-    def __init__(self, fcfg: FeatureConfig, silence_db: float):
-        self.cfg, self.silence_db = fcfg, silence_db
-        self.fb = mel_filterbank(fcfg)
+    def __init__(self, fcfg: FeatureConfig, silence_db: float, device: str | torch.device = "cpu"):
+        self.cfg, self.silence_db, self.device = fcfg, silence_db, torch.device(device)
+        self.fb = mel_filterbank(fcfg).to(self.device)
 
     def __call__(self, voice: torch.Tensor, acc: torch.Tensor):
         c = self.cfg
+        voice, acc = voice.to(self.device), acc.to(self.device)
         spec = stft(torch.cat([voice, acc, voice + acc]), c.n_fft, c.hop_length)
         mel = mel_magnitude(spec, self.fb).unflatten(0, (3, voice.shape[0]))
         labels = ideal_binary_labels(mel[:2])  # 0 = vocals, 1 = accompaniment
@@ -217,7 +219,7 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
         emb = model(feats).double()
         for s in range(2):
             w = ((labels == s).double() * weights.double())[..., None]
-            sums[s] += (emb * w).sum((0, 1, 2))
+            sums[s] += (emb * w).sum((0, 1, 2)).cpu()
     centroids = torch.nn.functional.normalize(sums, dim=1)
     return {"vocals": centroids[0].tolist(), "accompaniment": centroids[1].tolist()}
 
@@ -268,7 +270,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         torch.set_num_threads(cfg.threads)
 
     fcfg = FeatureConfig.from_dict(cfg.features)
-    fx = FeatureExtractor(fcfg, cfg.silence_db)
+    device = _device(cfg.device)
+    fx = FeatureExtractor(fcfg, cfg.silence_db, device)
     train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
     valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
@@ -291,11 +294,12 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         model.load_state_dict(prev_bundle.model.state_dict(), strict=True)
         earlier = prev_bundle.training.get("curriculum", []) + [
             {k: v for k, v in prev_bundle.training.items() if k != "curriculum"}]
+    model.to(device)
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model)
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
     torch.manual_seed(cfg.seed * 1000 + phase + 7919 * rank)  # dropout differs per rank
 
@@ -376,7 +380,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     # Finalise: the best weights get their voice-cluster rule, measured on training mixtures.
     _barrier(world)
     if not state.get("finalised") and rank == 0:
-        best = load_model(best_path).model
+        best = load_model(best_path).model.to(device)
         rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
         rule = estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
         save_model(best_path, bundle(best, rule))
@@ -386,6 +390,17 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     _barrier(world)
     log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
     return best_path
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use device = \"cpu\"")
+    return dev
 
 
 def _model_kwargs(cfg: TrainConfig) -> dict:
