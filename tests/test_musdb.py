@@ -75,3 +75,35 @@ def test_submission_refuses_invalid_score_files(tmp_path, model_file):
                                     "--model", str(model_file), str(tmp_path / "sub")])
     assert res.exit_code == 1 and "needs both" in res.output
     assert not (tmp_path / "sub" / "AB").exists()
+
+
+def _dsd100(root, seconds=3.0, sr=8000):
+    from conftest import song
+    import soundfile as sf
+
+    name = "001 - Someone - Something"
+    (root / "Mixtures" / "Test" / name).mkdir(parents=True)
+    (root / "Sources" / "Test" / name).mkdir(parents=True)
+    parts = {s: song(seconds, sr, 2, seed=i) * 0.5 for i, s in enumerate(("vocals", "bass", "drums", "other"))}
+    for s, y in parts.items():
+        sf.write(root / "Sources" / "Test" / name / f"{s}.wav", y.T, sr, subtype="FLOAT")
+    sf.write(root / "Mixtures" / "Test" / name / "mixture.wav", sum(parts.values()).T, sr, subtype="FLOAT")
+    return name
+
+
+def test_dsd100_bss_eval_v3_framewise(tmp_path, bundle):
+    from vocalsep.evaluate import evaluate_dsd100
+    from vocalsep.separator import Separator
+
+    name = _dsd100(tmp_path / "DSD100")
+    res = evaluate_dsd100(Separator(bundle, segment_frames=60), tmp_path / "DSD100", tmp_path / "ev", "Test",
+                          win_s=1.0, hop_s=1.0)
+    data = json.loads((tmp_path / "ev" / "Test" / f"{name}.json").read_text())
+    assert {t["name"] for t in data["targets"]} == {"vocals", "accompaniment"}
+    assert len(data["targets"][0]["frames"]) == 3
+    assert res["summary"]["tracks"] == 1 and set(res["summary"]) >= {"median", "mean"}
+
+
+def test_dsd100_missing_layout_is_explained(tmp_path, model_file):
+    res = CliRunner().invoke(main, ["evaluate", "--dsd100", str(tmp_path), "--model", str(model_file), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "Sources/{Dev,Test}" in res.output

@@ -139,8 +139,11 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
 @main.command()
 @click.option("--mir1k", "mir1k", type=click.Path(file_okay=False), help="MIR-1K root (stereo clips): GNSDR/GSIR/GSAR, BSS Eval v3.")
 @click.option("--musdb", "musdb_root", type=click.Path(file_okay=False), help="MUSDB18 root: museval (BSS Eval v4) JSON per track.")
+@click.option("--dsd100", "dsd100_root", type=click.Path(file_okay=False),
+              help="DSD100 root: BSS Eval v3 on 30 s windows (SiSEC 2016), JSON per track.")
 @click.option("--manifest", type=click.Path(dir_okay=False), help="MIR-1K clips to use, relative to the root (default: all).")
-@click.option("--subset", default="test", show_default=True, type=click.Choice(["train", "test"]), help="MUSDB18 subset.")
+@click.option("--subset", default="test", show_default=True, type=click.Choice(["train", "test"]),
+              help="MUSDB18 subset; for DSD100 train = Dev, test = Test.")
 @click.option("--split", default=None, type=click.Choice(["train", "valid"]), help="MUSDB18 official split of the train subset.")
 @click.option("--is-wav", is_flag=True, help="MUSDB18 in its wav layout instead of stem files.")
 @click.option("--estimates", "estimates_dir", type=click.Path(file_okay=False),
@@ -150,21 +153,27 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
 @click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
               help="MIR-1K: score ideal masks instead of the model (the ceiling of each representation).")
 @_model_options
-def evaluate(mir1k, musdb_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
+def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
              model, device, reconstruct, cluster):
-    """Separate and score a dataset: MIR-1K (--mir1k) or MUSDB18 (--musdb)."""
-    from .evaluate import evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
+    """Separate and score a dataset: MIR-1K (--mir1k), MUSDB18 (--musdb) or DSD100 (--dsd100)."""
+    from .evaluate import evaluate_dsd100, evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
 
-    if bool(mir1k) == bool(musdb_root):
-        raise click.UsageError("give exactly one of --mir1k and --musdb")
-    if estimates_dir and not musdb_root:
-        raise click.UsageError("--estimates applies to --musdb only")
+    if sum(map(bool, (mir1k, musdb_root, dsd100_root))) != 1:
+        raise click.UsageError("give exactly one of --mir1k, --musdb and --dsd100")
+    if estimates_dir and mir1k:
+        raise click.UsageError("--estimates applies to --musdb and --dsd100 only")
     if oracle and not mir1k:
         raise click.UsageError("--oracle applies to --mir1k only")
     sep = None if estimates_dir else _separator(model, device, reconstruct, cluster)
+    if (musdb_root or dsd100_root) and not out_dir:
+        raise click.UsageError("--musdb and --dsd100 need -o/--out for the JSON files")
+    if dsd100_root:
+        result = evaluate_dsd100(sep, dsd100_root, out_dir, "Dev" if subset == "train" else "Test", estimates_dir,
+                                 separate_only=separate_only)
+        if not separate_only:
+            click.echo(format_musdb(result["summary"], "BSS Eval v3, 30 s windows, 15 s hop"))
+        return
     if musdb_root:
-        if not out_dir:
-            raise click.UsageError("--musdb needs -o/--out for museval's JSON files")
         result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir,
                                 separate_only=separate_only)
         if not separate_only:

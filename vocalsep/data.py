@@ -194,14 +194,29 @@ def load_musdb(root: str | Path, split: str, sample_rate: int = 16000, is_wav: b
     return clips
 
 
+DSD100_SETS = ("Dev", "Test", "Dev-train", "Dev-valid")
+
+
+def dsd100_tracks(root: str | Path, which: str) -> list[Path]:
+    """Track folders of a DSD100 set: ``Dev``, ``Test``, or ``Dev-train``/``Dev-valid`` (every tenth
+    Dev track, in name order, held out for validation -- DSD100 has no official validation split)."""
+    subset = which.split("-")[0]
+    folder = Path(root) / "Sources" / subset
+    if which not in DSD100_SETS or not folder.is_dir():
+        raise DatasetError(f"expected DSD100 sources in {Path(root)}/Sources/{{Dev,Test}}/<track>/"
+                           f"{{vocals,bass,drums,other}}.wav and a set among {', '.join(DSD100_SETS)}; got {which!r}")
+    tracks = sorted(p for p in folder.iterdir() if p.is_dir())
+    if which == "Dev-valid":
+        return tracks[::10]
+    if which == "Dev-train":
+        return [t for i, t in enumerate(tracks) if i % 10]
+    return tracks
+
+
 def load_dsd100(root: str | Path, subset: str, sample_rate: int = 16000) -> list[Clip]:
     """DSD100 tracks (``Sources/{Dev,Test}/<track>/{vocals,bass,drums,other}.wav``) as mono clips."""
-    folder = Path(root) / "Sources" / subset
-    if subset not in ("Dev", "Test") or not folder.is_dir():
-        raise DatasetError(f"expected DSD100 sources in {Path(root)}/Sources/{{Dev,Test}}/<track>/"
-                           "{vocals,bass,drums,other}.wav; got subset {subset!r}")
     clips = []
-    for track in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for track in dsd100_tracks(root, subset):
         parts = {}
         for stem in ("vocals", "bass", "drums", "other"):
             try:
@@ -212,7 +227,7 @@ def load_dsd100(root: str | Path, subset: str, sample_rate: int = 16000) -> list
         n = min(len(v) for v in parts.values())
         clips.append(Clip(track.name, parts["vocals"][:n], sum(parts[s][:n] for s in ("bass", "drums", "other"))))
     if not clips:
-        raise DatasetError(f"no DSD100 tracks in {folder}")
+        raise DatasetError(f"no DSD100 tracks in {root} for {subset!r}")
     return clips
 
 
