@@ -30,3 +30,32 @@ def _path():
     import sys
 
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def test_dsd100_recipe_stages_0_to_4_on_generated_tracks(tmp_path):
+    import sys
+
+    import soundfile as sf
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import song
+
+    root = tmp_path / "DSD100"
+    for subset, names in (("Dev", ["001 - A", "002 - B"]), ("Test", ["003 - C"])):
+        for k, name in enumerate(names):
+            (root / "Sources" / subset / name).mkdir(parents=True)
+            (root / "Mixtures" / subset / name).mkdir(parents=True)
+            parts = {s: song(2.0, 16000, 2, seed=10 * k + i) * 0.4 for i, s in enumerate(("vocals", "bass", "drums", "other"))}
+            for s, y in parts.items():
+                sf.write(root / "Sources" / subset / name / f"{s}.wav", y.T, 16000, subtype="FLOAT")
+            sf.write(root / "Mixtures" / subset / name / "mixture.wav", sum(parts.values()).T, 16000, subtype="FLOAT")
+    tiny = ["--set", "model.hidden=8", "--set", "model.layers=1", "--set", "voice_rule_batches=1", "--set",
+            "phases=[{chunk_frames=40, batch_size=2, steps_per_epoch=2, max_epochs=1}, "
+            "{chunk_frames=60, batch_size=2, steps_per_epoch=1, max_epochs=1}]"]
+    proc = subprocess.run(["bash", str(ROOT / "recipes" / "dsd100" / "run.sh"), "--data", str(root), "--exp-root",
+                           str(tmp_path / "exp"), *tiny], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PATH": _path()})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "stage 4:" in proc.stdout and "stage 5:" not in proc.stdout
+    assert (tmp_path / "exp" / "dsd100" / "eval" / "Test" / "003 - C.json").is_file()
+    assert "BSS Eval v3" in proc.stdout
