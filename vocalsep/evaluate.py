@@ -228,6 +228,11 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
             progress(i + 1, len(mus.tracks))
     if separate_only:
         return {"tracks": {}, "summary": {}}
+    return _write_summary(per_track, subset, out)
+
+
+def _write_summary(per_track: dict, subset: str, out: Path) -> dict:
+    """Aggregate per-track medians over tracks (median and mean) and write ``out/summary.json``."""
     result = {"tracks": per_track, "summary": {
         "median": _aggregate(per_track, np.nanmedian), "mean": _aggregate(per_track, np.nanmean),
         "tracks": len(per_track), "subset": subset}}
@@ -315,9 +320,4 @@ def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: st
         log.info("%s: vocals SDR %.2f", name, per_track[name]["vocals"]["SDR"])
     if separate_only:
         return {"tracks": {}, "summary": {}}
-    result = {"tracks": per_track, "summary": {
-        "median": _aggregate(per_track, np.nanmedian), "mean": _aggregate(per_track, np.nanmean),
-        "tracks": len(per_track), "subset": subset}}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return _write_summary(per_track, subset, out)
