@@ -152,4 +152,4 @@ def test_oracle_masks_score_above_an_untrained_model(tmp_path, model_file):
         assert res.exit_code == 0, res.output
         gnsdr[name] = json.loads((tmp_path / name / "scores.json").read_text())["summary"]["vocals"]["GNSDR"]
     assert gnsdr["ibm-mel"] > gnsdr["model"] + 3 and gnsdr["irm"] > gnsdr["model"] + 3
-    assert run("evaluate", "--musdb", root, "--oracle", "ibm", "-o", tmp_path / "x").exit_code == 2
+    assert run("evaluate", "--musdb", root, "--oracle", "ibm", "--estimates", tmp_path, "-o", tmp_path / "x").exit_code == 2

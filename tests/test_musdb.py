@@ -107,3 +107,13 @@ def test_dsd100_bss_eval_v3_framewise(tmp_path, bundle):
 def test_dsd100_missing_layout_is_explained(tmp_path, model_file):
     res = CliRunner().invoke(main, ["evaluate", "--dsd100", str(tmp_path), "--model", str(model_file), "-o", str(tmp_path / "o")])
     assert res.exit_code == 1 and "Sources/{Dev,Test}" in res.output
+
+
+def test_musdb_oracle_is_a_ceiling_for_the_model(tmp_path, musdb_root, model_file):
+    sdr = {}
+    for label, extra in [("model", []), ("ibm", ["--oracle", "ibm"]), ("irm-mel", ["--oracle", "irm-mel"])]:
+        res = CliRunner().invoke(main, ["evaluate", "--musdb", str(musdb_root), "--model", str(model_file),
+                                        "-o", str(tmp_path / label), *extra])
+        assert res.exit_code == 0, res.output
+        sdr[label] = json.loads((tmp_path / label / "summary.json").read_text())["summary"]["median"]["vocals"]["SDR"]
+    assert sdr["ibm"] > sdr["model"] + 3 and sdr["irm-mel"] > sdr["model"] + 3

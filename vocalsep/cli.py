@@ -151,7 +151,8 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
 @click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
 @click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
-              help="MIR-1K: score ideal masks instead of the model (the ceiling of each representation).")
+              help="Score ideal masks instead of the model: on the model's mel features (-mel) or the "
+                   "full-band STFT (the ceiling of each representation).")
 @_model_options
 def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
              model, device, reconstruct, cluster):
@@ -162,20 +163,20 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
         raise click.UsageError("give exactly one of --mir1k, --musdb and --dsd100")
     if estimates_dir and mir1k:
         raise click.UsageError("--estimates applies to --musdb and --dsd100 only")
-    if oracle and not mir1k:
-        raise click.UsageError("--oracle applies to --mir1k only")
+    if oracle and estimates_dir:
+        raise click.UsageError("--oracle and --estimates exclude each other")
     sep = None if estimates_dir else _separator(model, device, reconstruct, cluster)
     if (musdb_root or dsd100_root) and not out_dir:
         raise click.UsageError("--musdb and --dsd100 need -o/--out for the JSON files")
     if dsd100_root:
         result = evaluate_dsd100(sep, dsd100_root, out_dir, "Dev" if subset == "train" else "Test", estimates_dir,
-                                 separate_only=separate_only)
+                                 separate_only=separate_only, oracle=oracle)
         if not separate_only:
             click.echo(format_musdb(result["summary"], "BSS Eval v3, 30 s windows, 15 s hop"))
         return
     if musdb_root:
         result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir,
-                                separate_only=separate_only)
+                                separate_only=separate_only, oracle=oracle)
         if not separate_only:
             click.echo(format_musdb(result["summary"]))
         return

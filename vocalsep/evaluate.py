@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import save_audio
+from .audio import resample, save_audio
 from .data import load_mir1k
 
 log = logging.getLogger(__name__)
@@ -72,27 +72,41 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
 ORACLES = ("ibm-mel", "irm-mel", "ibm", "irm")
 
 
-def oracle_vocals(kind: str, voice: np.ndarray, acc: np.ndarray, cfg) -> np.ndarray:
-    """Vocals estimated with an ideal mask computed from the true sources, (samples,) at ``cfg``'s rate.
+def oracle_estimates(kind: str, voice: np.ndarray, acc: np.ndarray, sample_rate: int, cfg) -> dict:
+    """Stems from an ideal mask computed with the true sources; ``voice``/``acc`` are (channels, samples).
 
-    ``ibm-mel``/``irm-mel``: binary / ratio mask on the model's own mel bands, mapped onto the STFT
-    bins exactly as the model's masks are (:func:`~vocalsep.features.mel_to_bin_weights`);
-    ``ibm``/``irm``: the same masks on the linear STFT bins. The ceiling of each representation.
+    ``ibm-mel``/``irm-mel``: binary / ratio mask on the model's own features (mono downmix at its
+    rate, its mel bands), applied at the input's rate exactly as the model's masks are
+    (:func:`~vocalsep.separator.apply_band_masks`). ``ibm``/``irm``: the same masks on the input's own
+    full-band STFT, per channel. Each is the ceiling of its representation.
     """
-    from .features import istft, mel_filterbank, mel_magnitude, mel_to_bin_weights, stft
+    from .features import istft, mel_filterbank, mel_magnitude, stft
+    from .separator import apply_band_masks, output_stft_size
 
     if kind not in ORACLES:
         raise ValueError(f"unknown oracle {kind!r}; choose one of {', '.join(ORACLES)}")
-    x = torch.from_numpy(np.stack([voice, acc, voice + acc]).astype(np.float32))
-    spec = stft(x, cfg.n_fft, cfg.hop_length)
-    mag = spec.abs()
+    voice, acc = np.asarray(voice, np.float32), np.asarray(acc, np.float32)
+    mix = voice + acc
+
+    def ideal(v, a):
+        return (v > a).float() if kind.startswith("ibm") else v / (v + a).clamp_min(1e-12)
+
     if kind.endswith("-mel"):
-        mag = mel_magnitude(mag, mel_filterbank(cfg))
-    v, a = mag[0], mag[1]
-    mask = (v > a).float() if kind.startswith("ibm") else v / (v + a).clamp_min(1e-12)
-    if kind.endswith("-mel"):
-        mask = mask @ mel_to_bin_weights(cfg, cfg.sample_rate, cfg.n_fft).T
-    return istft((spec[2] * mask)[None], cfg.n_fft, cfg.hop_length, length=len(voice))[0].numpy()
+        refs = torch.from_numpy(np.stack([resample(r.mean(0), sample_rate, cfg.sample_rate) for r in (voice, acc)]))
+        mel = mel_magnitude(stft(refs, cfg.n_fft, cfg.hop_length), mel_filterbank(cfg))
+        vocals = apply_band_masks(mix[None], ideal(mel[0], mel[1])[None], sample_rate, cfg)[0]
+    else:
+        n_fft, hop = output_stft_size(sample_rate, cfg)
+        spec = stft(torch.from_numpy(np.concatenate([voice, acc, mix])), n_fft, hop).unflatten(0, (3, len(voice)))
+        mask = ideal(spec[0].abs(), spec[1].abs())
+        vocals = istft(spec[2] * mask, n_fft, hop, length=mix.shape[1]).numpy()
+    return {"vocals": vocals, "accompaniment": mix - vocals}
+
+
+def _features(separator):
+    from .features import FeatureConfig
+
+    return separator.cfg if separator is not None else FeatureConfig()
 
 
 def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = None, out_dir: str | Path | None = None,
@@ -104,9 +118,7 @@ def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = No
     Returns ``{"clips": [...], "summary": {...}}``: GNSDR/GSIR/GSAR as clip-length-weighted means,
     NSDR = SDR(estimate) - SDR(mixture); also written to ``out_dir/scores.json`` when given.
     """
-    from .features import FeatureConfig
-
-    cfg = separator.cfg if separator is not None else FeatureConfig()
+    cfg = _features(separator)
     sr = cfg.sample_rate
     clips = load_mir1k(root, manifest, sr, skip_bad=False)
     out = Path(out_dir) if out_dir else None
@@ -114,8 +126,7 @@ def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = No
     for i, clip in enumerate(clips):
         mix = clip.voice + clip.accompaniment
         if oracle:
-            vocals = oracle_vocals(oracle, clip.voice, clip.accompaniment, cfg)
-            est = {"vocals": vocals, "accompaniment": mix - vocals}
+            est = {k: v[0] for k, v in oracle_estimates(oracle, clip.voice[None], clip.accompaniment[None], sr, cfg).items()}
         else:
             est = separator.separate(mix, sr)
         if out is not None:
@@ -175,14 +186,14 @@ MUSDB_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str = "test", split: str | None = None,
                    is_wav: bool = False, estimates_dir: str | Path | None = None, progress=None,
-                   separate_only: bool = False) -> dict:
+                   separate_only: bool = False, oracle: str | None = None) -> dict:
     """Separate (or read estimates of) every MUSDB18 track and score it with museval.
 
     Writes ``out_dir/<subset>/<Track Name>.json`` (museval's format, 1 s windows), and, when
     separating, the estimates under ``out_dir/estimates/<subset>/<Track Name>/``. Both ``vocals`` and
     ``accompaniment`` are always scored. Returns per-track medians over frames and their
     aggregates over tracks (median -- the leaderboard's -- and mean). ``separate_only`` writes the
-    estimates and stops there.
+    estimates and stops there; ``oracle`` (see :func:`oracle_estimates`) scores an ideal mask instead.
     """
     from .data import DatasetError
 
@@ -212,7 +223,11 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
                     raise DatasetError(f"{track.name}: estimate {stem} is at {sr} Hz, the track at {track.rate} Hz")
                 est[stem] = y
         else:
-            est = separator.separate(track.audio.T.astype(np.float32), int(track.rate))
+            if oracle:
+                est = oracle_estimates(oracle, track.targets["vocals"].audio.T, track.targets["accompaniment"].audio.T,
+                                       int(track.rate), _features(separator))
+            else:
+                est = separator.separate(track.audio.T.astype(np.float32), int(track.rate))
             for stem, y in est.items():
                 save_audio(out / "estimates" / subset / track.name / f"{stem}.wav", y, int(track.rate),
                            overwrite=True, subtype="FLOAT")
@@ -279,7 +294,7 @@ def format_musdb(summary: dict, method: str = "museval v4, 1 s windows") -> str:
 
 def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: str = "Test",
                     estimates_dir: str | Path | None = None, win_s: float = 30.0, hop_s: float = 15.0,
-                    separate_only: bool = False) -> dict:
+                    separate_only: bool = False, oracle: str | None = None) -> dict:
     """Separate (or read estimates of) DSD100 tracks and score them with museval in BSS Eval v3
     mode on 30 s windows with a 15 s hop, as SiSEC 2016 did. JSON per track in museval's format
     under ``out_dir/<subset>/``; same aggregates as :func:`evaluate_musdb`."""
@@ -294,18 +309,19 @@ def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: st
         name = track.name
         mix_path = Path(root) / "Mixtures" / subset.split("-")[0] / name / "mixture.wav"
         mix, sr = load_audio(mix_path)
-        if estimates_dir is not None:
-            est = {s: load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")[0] for s in ("vocals", "accompaniment")}
-        else:
-            est = separator.separate(mix, sr)
-            for stem, y in est.items():
-                save_audio(out / "estimates" / subset / name / f"{stem}.wav", y, sr, overwrite=True, subtype="FLOAT")
-        if separate_only:
-            continue
         src = {s: load_audio(track / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
         n = mix.shape[1]
         refs = np.stack([_fit_length(src["vocals"].T, n),
                          _fit_length((src["bass"] + src["drums"] + src["other"]).T, n)])
+        if estimates_dir is not None:
+            est = {s: load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")[0] for s in ("vocals", "accompaniment")}
+        else:
+            est = (oracle_estimates(oracle, refs[0].T, refs[1].T, sr, _features(separator)) if oracle
+                   else separator.separate(mix, sr))
+            for stem, y in est.items():
+                save_audio(out / "estimates" / subset / name / f"{stem}.wav", y, sr, overwrite=True, subtype="FLOAT")
+        if separate_only:
+            continue
         ests = np.stack([_fit_length(est[s].T, n) for s in ("vocals", "accompaniment")])
         if refs.shape != ests.shape:
             raise DatasetError(f"{name}: references {refs.shape} and estimates {ests.shape} differ in shape")

@@ -47,6 +47,24 @@ def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, mo
     return mask[lo] * (1 - frac) + mask[hi] * frac
 
 
+def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> np.ndarray:
+    """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
+
+    ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
+    on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
+    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights`) and applied to
+    every channel. Returns the masked signal, (batch, channels, samples).
+    """
+    k, channels, n = audio.shape
+    n_fft, hop = output_stft_size(sample_rate, cfg)
+    spec = stft(torch.from_numpy(audio.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
+    to_bins = _bin_weights(cfg, sample_rate, n_fft).T
+    m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
+                     for mk in masks]) @ to_bins  # (batch, frames, bins)
+    spec = spec.view(k, channels, *spec.shape[1:]) * m[:, None]
+    return istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
+
+
 class Separator:
     """Separates singing voice from accompaniment with a deep clustering model.
 
@@ -238,13 +256,7 @@ class Separator:
             acc = np.stack([self._mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n)
                             for i in range(k)])
             return {"vocals": np.repeat(voc[:, None], channels, 1), "accompaniment": np.repeat(acc[:, None], channels, 1)}
-        n_fft, hop = output_stft_size(sample_rate, c)
-        spec = stft(torch.from_numpy(chunks.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
-        to_bins = _bin_weights(c, sample_rate, n_fft).T
-        m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, c.hop_length / c.sample_rate)
-                         for mk in masks]) @ to_bins  # (batch, frames, bins)
-        spec = spec.view(k, channels, *spec.shape[1:]) * m[:, None]
-        vocals = istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
+        vocals = apply_band_masks(chunks, masks, sample_rate, c)
         return {"vocals": vocals, "accompaniment": chunks - vocals}
 
     def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:
