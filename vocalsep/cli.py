@@ -62,12 +62,10 @@ def _track_name(path: Path) -> str:
 
 
 def _separator(model, device, reconstruct, cluster, progress=None):
-    from .checkpoint import load_model, resolve_model
     from .separator import Separator
 
-    path, sha = resolve_model(model)
-    return Separator(load_model(path, sha256=sha), device=device, reconstruct=reconstruct,
-                     cluster=cluster, progress=progress)
+    # a bundled name (checksum verified) or a model file path
+    return Separator.from_pretrained(model, device=device, reconstruct=reconstruct, cluster=cluster, progress=progress)
 
 
 def _model_options(f):

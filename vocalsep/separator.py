@@ -115,7 +115,8 @@ class Separator:
     # ---- construction -----------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name: str | None = None, **kwargs) -> "Separator":
-        """A bundled model by name (default: the package's default model); its sha256 is checked."""
+        """A bundled model by name (default: the package's default model; its sha256 is checked),
+        or, when ``name`` is not a bundled model, a model file path."""
         path, sha = resolve_model(name)
         return cls(load_model(path, sha256=sha), **kwargs)
 
