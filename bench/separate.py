@@ -67,7 +67,7 @@ def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
         return wrapper
 
     t = time.perf_counter()
-    sep = Separator.from_pretrained(model) if model is None or not Path(model).exists() else Separator.from_file(model)
+    sep = Separator.from_pretrained(model)
     timings["model load"] = time.perf_counter() - t
     sepmod.resample = timed("resample", sepmod.resample)
     sep.embed = timed("features + network", sep.embed)

@@ -34,9 +34,7 @@ def main(argv=None) -> int:
     vocals = stems[4]
     accompaniment = stems[1] + stems[2] + stems[3]
     mixture = vocals + accompaniment
-    sep = Separator.from_pretrained(args.model, reconstruct=args.reconstruct, cluster=args.cluster) \
-        if args.model is None or not Path(args.model).exists() else \
-        Separator.from_file(args.model, reconstruct=args.reconstruct, cluster=args.cluster)
+    sep = Separator.from_pretrained(args.model, reconstruct=args.reconstruct, cluster=args.cluster)
     est = sep.separate(mixture.T, int(sr))
     if args.out:
         for name, y in est.items():
