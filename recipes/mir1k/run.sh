@@ -25,34 +25,27 @@ conf=recipes/mir1k/conf.toml
 exp=exp/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
-vs() { python -m vocalsep.cli "$@"; }
+source recipes/lib.sh
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if want 0; then
   echo "stage 0: checking $data"
   for m in train valid test; do
     n=0; while read -r f; do [ -z "$f" ] && continue; [ -f "$data/$f" ] || { echo "missing $data/$f" >&2; exit 1; }; n=$((n+1)); done < data/mir1k/$m.txt
     echo "  $m: $n clips"
   done
 fi
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "stage 1: training on 100-frame chunks"
-  vs train -c "$conf" -o "$exp" --phase 1 --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-fi
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2: training on 500-frame chunks"
-  vs train -c "$conf" -o "$exp" --phase 2 --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-fi
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+train_stages
+if want 3; then
   echo "stage 3: separating the held-out test clips"
   vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$exp/phase2/best.pt" \
      --out "$exp/test" --separate-only
 fi
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+if want 4; then
   echo "stage 4: scoring"
   vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$exp/phase2/best.pt" \
      --out "$exp/test" | tee "$exp/test/results.txt"
 fi
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if want 5; then
   echo "stage 5: bundling the model"
   python recipes/mir1k/package.py "$exp/phase2/best.pt" --name mir1k-blstm --default
 fi

@@ -48,32 +48,25 @@ fi
 exp=$exp_root/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
-vs() { python -m vocalsep.cli "$@"; }
+source recipes/lib.sh
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if want 0; then
   echo "stage 0: checking $data"
   for sub in $subsets; do
     [ -d "$data/$sub" ] || { echo "missing $data/$sub (see README for the $corpus layout)" >&2; exit 1; }
     echo "  $sub: $(ls "$data/$sub" | wc -l) tracks"
   done
 fi
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "stage 1: training on 100-frame chunks"
-  vs train -c "$conf" -o "$exp" --phase 1 --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-fi
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2: training on 500-frame chunks"
-  vs train -c "$conf" -o "$exp" --phase 2 --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-fi
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+train_stages
+if want 3; then
   echo "stage 3: separating the test set"
   vs evaluate "$flag" "$data" --model "$exp/phase2/best.pt" -o "$exp/eval" --separate-only
 fi
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+if want 4; then
   echo "stage 4: scoring"
   vs evaluate "$flag" "$data" --estimates "$exp/eval/estimates" -o "$exp/eval" | tee "$exp/eval/results.txt"
 fi
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ "$corpus" = musdb18 ]; then
+if want 5 && [ "$corpus" = musdb18 ]; then
   echo "stage 5: packaging the submission"
   vs submission --name "$name" --scores "$exp/eval" --musdb "$data" --model "$exp/phase2/best.pt" --force "$exp/submission"
 fi
