@@ -21,12 +21,22 @@ def test_save_load_round_trip_is_exact(tmp_path, bundle):
     assert np.array_equal(a["vocals"], b["vocals"])
 
 
-def test_half_precision_storage_is_close(tmp_path, bundle):
-    path = save_model(tmp_path / "h.pt", bundle, half=True)
+@pytest.mark.parametrize("storage,tol", [("float16", 1e-3), ("int8", 1e-2)])
+def test_compact_storage_is_close_and_smaller(tmp_path, storage, tol):
+    from conftest import tiny_bundle
+
+    b = tiny_bundle()
+    b.model_kwargs = dict(hidden=32, layers=1, emb_dim=4, dropout=0.0)  # large enough for sizes to tell
+    b.model = type(b.model)(n_bands=20, **b.model_kwargs)
+    full = save_model(tmp_path / "f.pt", b)
+    path = save_model(tmp_path / f"{storage}.pt", b, storage=storage)
     loaded = load_model(path)
-    assert loaded.meta["storage_dtype"] == "float16"
-    for a, b in zip(bundle.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
-        assert b.dtype == a.dtype and torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+    assert loaded.meta["storage_dtype"] == storage
+    assert path.stat().st_size < 0.7 * full.stat().st_size
+    for a, c in zip(b.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
+        assert c.dtype == a.dtype and torch.allclose(a, c, atol=tol * max(1.0, a.abs().max().item()), rtol=0)
+    with pytest.raises(ValueError, match="unknown storage"):
+        save_model(tmp_path / "x.pt", b, storage="int4")
 
 
 def test_file_is_self_describing(tmp_path, bundle):

@@ -51,12 +51,35 @@ def atomic_torch_save(obj, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def save_model(path: str | Path, bundle: ModelBundle, half: bool = False) -> Path:
-    """Write a model file atomically; ``half`` stores floating-point weights as float16."""
+STORAGE = ("float32", "float16", "int8")
+
+
+def _pack(v: torch.Tensor, storage: str):
+    """One state-dict tensor as stored: matrices in int8 get a per-row float32 scale."""
+    v = v.detach().cpu()
+    if not v.is_floating_point() or storage == "float32":
+        return v
+    if storage == "float16" or v.dim() < 2:
+        return v.half()
+    rows = v.reshape(v.shape[0], -1)
+    scale = rows.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
+    return {"int8": (rows / scale).round().clamp(-127, 127).to(torch.int8), "scale": scale, "shape": list(v.shape)}
+
+
+def _unpack(v) -> torch.Tensor:
+    if isinstance(v, dict):
+        return (v["int8"].float() * v["scale"]).reshape(v["shape"])
+    return v.float() if v.is_floating_point() else v
+
+
+def save_model(path: str | Path, bundle: ModelBundle, storage: str = "float32") -> Path:
+    """Write a model file atomically. ``storage``: ``float32``; ``float16``; or ``int8`` (weight
+    matrices quantised with one scale per row, vectors in float16) -- computation is float32 always."""
     from . import __version__
 
-    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
-             for k, v in bundle.model.state_dict().items()}
+    if storage not in STORAGE:
+        raise ValueError(f"unknown storage {storage!r}; choose one of {', '.join(STORAGE)}")
+    state = {k: _pack(v, storage) for k, v in bundle.model.state_dict().items()}
     obj = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -69,7 +92,7 @@ def save_model(path: str | Path, bundle: ModelBundle, half: bool = False) -> Pat
         "stems": list(bundle.stems),
         "voice_rule": bundle.voice_rule,
         "training": bundle.training,
-        "storage_dtype": "float16" if half else "float32",
+        "storage_dtype": storage,
         "state_dict": state,
     }
     atomic_torch_save(obj, path)
@@ -110,9 +133,9 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
     features = FeatureConfig.from_dict(obj["features"])
     try:
         model = cls(n_bands=features.n_mels, **obj["model_kwargs"])
-        state = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        state = {k: _unpack(v) for k, v in obj["state_dict"].items()}
         model.load_state_dict(state, strict=True)
-    except (TypeError, RuntimeError) as exc:
+    except (TypeError, RuntimeError, KeyError, AttributeError) as exc:
         raise ModelFileError(f"{path}: weights do not match the recorded architecture: "
                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()

@@ -1,4 +1,4 @@
-"""Bundle a trained model into the vocalsep package (half-precision storage) and register it.
+"""Bundle a trained model into the vocalsep package (int8 weight storage) and register it.
 
     python recipes/mir1k/package.py exp/mir1k_default/phase2/best.pt --name mir1k-blstm [--default]
 
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     bundle = load_model(args.model)
     dest = ROOT / "vocalsep" / "pretrained" / f"{args.name}.pt"
-    save_model(dest, bundle, half=True)
+    save_model(dest, bundle, storage="int8")
     reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
     reg = json.loads(reg_path.read_text())
     reg["models"][args.name] = {"file": dest.name, "sha256": file_sha256(dest), "description": args.description,
