@@ -17,6 +17,18 @@ def _distributed() -> bool:
         and torch.distributed.get_world_size() > 1
 
 
+_STATS_GROUP = {}
+
+
+def _stats_group():
+    """A process group of its own for batch-norm statistics, so that their all-reduces (forward
+    and backward) never interleave with DistributedDataParallel's gradient all-reduces."""
+    key = id(torch.distributed.distributed_c10d._get_default_group())
+    if key not in _STATS_GROUP:
+        _STATS_GROUP[key] = torch.distributed.new_group()
+    return _STATS_GROUP[key]
+
+
 class SequenceBNBLSTM(nn.Module):
     """One bidirectional LSTM layer with sequence-wise batch norm on the input-to-hidden product.
 
@@ -63,7 +75,7 @@ class SequenceBNBLSTM(nn.Module):
                 with warnings.catch_warnings():  # deprecated in favour of a private API; still autograd-aware
                     warnings.simplefilter("ignore", FutureWarning)
                     total = all_reduce(torch.cat([flat.sum(0), (flat.T @ flat).flatten(),
-                                                  flat.new_tensor([float(n)])]))
+                                                  flat.new_tensor([float(n)])]), group=_stats_group())
                 n = int(total[-1].item())
                 mu_x = total[: self.input_size] / n
                 cov = total[self.input_size:-1].view(self.input_size, self.input_size) / n - torch.outer(mu_x, mu_x)
