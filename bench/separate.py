@@ -70,8 +70,8 @@ def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
     sep = Separator.from_pretrained(model)
     timings["model load"] = time.perf_counter() - t
     sepmod.resample = timed("resample", sepmod.resample)
-    sep.embed = timed("features + network", sep.embed)
-    sep.voice_mask = timed("clustering", sep.voice_mask)
+    sep.infer = timed("features + network", sep.infer)
+    sep.masks = timed("clustering", sep.masks)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         sep.separate_file(src, {s: Path(d) / f"{s}.wav" for s in sep.stems})

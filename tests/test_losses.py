@@ -51,3 +51,21 @@ def test_labels_out_of_range_are_refused():
     v = F.normalize(torch.randn(1, 4, 3), dim=-1)
     with pytest.raises(ValueError, match="labels must lie"):
         deep_clustering_loss(v, torch.full((1, 4), 2), 2)
+
+
+def test_mask_loss_and_chimera_objective():
+    from vocalsep.losses import mask_loss, objective
+
+    labels = torch.tensor([[0, 1, 1, 0]])
+    perfect = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    assert mask_loss(perfect, labels) == 0
+    assert torch.isclose(mask_loss(torch.full((1, 4), 0.5), labels), torch.tensor(0.25))
+    w = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # only the first bin counts
+    assert mask_loss(torch.tensor([[0.0, 0.0, 0.0, 0.0]]), labels, w) == 1.0
+    emb = torch.nn.functional.normalize(torch.randn(1, 4, 3), dim=-1)
+    dc = deep_clustering_loss(emb, labels, 2)
+    both = objective({"embedding": emb, "mask": torch.full((1, 4), 0.5)}, labels, 2, mask_weight=2.0)
+    assert torch.isclose(both, dc + 0.5)
+    assert torch.isclose(objective({"embedding": emb}, labels, 2), dc)
+    with pytest.raises(ValueError, match="no heads"):
+        objective({}, labels, 2)

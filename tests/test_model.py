@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vocalsep.model import DeepClusteringBLSTM, SequenceBNBLSTM, build_model
+from vocalsep.model import DeepClusteringBLSTM, MaskRegression, SequenceBNBLSTM, build_model
 
 
 def reference_layer(layer: SequenceBNBLSTM, x: torch.Tensor, use_batch_stats: bool) -> torch.Tensor:
@@ -62,9 +62,50 @@ def test_sequence_bn_statistics_are_over_batch_and_time():
 
 def test_embeddings_are_unit_norm_with_expected_shape():
     m = build_model("mirex2016", 12, hidden=6, layers=2, emb_dim=5).eval()
-    v = m(torch.randn(2, 9, 12))
+    out = m(torch.randn(2, 9, 12))
+    assert m.heads == ("embedding",) and set(out) == {"embedding"}
+    v = out["embedding"]
     assert v.shape == (2, 9, 12, 5)
     assert torch.allclose(v.norm(dim=-1), torch.ones(2, 9, 12), atol=1e-5)
+
+
+def test_chimera_has_both_heads_on_one_blstm():
+    m = build_model("chimera", 12, hidden=6, layers=2, emb_dim=5).eval()
+    out = m(torch.randn(2, 9, 12))
+    assert m.heads == ("embedding", "mask")
+    assert out["embedding"].shape == (2, 9, 12, 5) and out["mask"].shape == (2, 9, 12)
+    assert ((out["mask"] > 0) & (out["mask"] < 1)).all()
+    plain = build_model("mirex2016", 12, hidden=6, layers=2, emb_dim=5)
+    extra = set(m.state_dict()) - set(plain.state_dict())
+    assert extra == {"mask.weight", "mask.bias"}  # the same network plus one linear layer
+
+
+@pytest.mark.parametrize("arch,kind", [("mask-ff", "ff"), ("mask-lstm", "lstm"), ("mask-blstm", "blstm")])
+def test_mask_regression_baselines(arch, kind):
+    m = build_model(arch, 12).eval()
+    assert isinstance(m, MaskRegression) and m.kind == kind and m.heads == ("mask",)
+    x = torch.randn(2, 9, 12)
+    mask = m(x)["mask"]
+    assert mask.shape == (2, 9, 12) and ((mask > 0) & (mask < 1)).all()
+    # the sizes of the seed baselines: 2 hidden layers / 2 LSTM layers of 300 units
+    if kind == "ff":
+        assert [mod.out_features for mod in m.body if isinstance(mod, torch.nn.Linear)] == [300, 300]
+    else:
+        assert m.body.hidden_size == 300 and m.body.num_layers == 2 and m.body.bidirectional == (kind == "blstm")
+    # causality: the forward LSTM's output at frame t ignores later frames; the others do not
+    y = x.clone()
+    y[:, 6:] += 1.0
+    same_past = torch.allclose(m(y)["mask"][:, :6], mask[:, :6])
+    assert same_past == (kind in ("ff", "lstm"))
+
+
+def test_feed_forward_context_sees_neighbouring_frames():
+    m = MaskRegression(12, "ff", hidden=8, context=2).eval()
+    x = torch.randn(1, 9, 12)
+    y = x.clone()
+    y[:, 4] += 1.0
+    changed = (m(y)["mask"] - m(x)["mask"]).abs().amax(-1)[0] > 0
+    assert changed.tolist() == [False, False, True, True, True, True, True, False, False]
 
 
 def test_mirex2016_defaults_are_the_papers():

@@ -61,14 +61,15 @@ def _track_name(path: Path) -> str:
     return name[: -len(".stem")] if name.lower().endswith(".stem") and len(name) > 5 else name
 
 
-def _separator(model, device, reconstruct, cluster, progress=None):
+def _separator(progress=None, *, model=None, **options):
     from .separator import Separator
 
     # a bundled name (checksum verified) or a model file path
-    return Separator.from_pretrained(model, device=device, reconstruct=reconstruct, cluster=cluster, progress=progress)
+    return Separator.from_pretrained(model, progress=progress, **options)
 
 
 def _model_options(f):
+    """The options that choose the model and how its output becomes masks (one Separator argument each)."""
     f = click.option("--model", "model", default=None, metavar="NAME|PATH",
                      help="Bundled model name or model file (default: the bundled default).")(f)
     f = click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True,
@@ -76,9 +77,19 @@ def _model_options(f):
     f = click.option("--reconstruct", default="full", type=click.Choice(["full", "mel"]), show_default=True,
                      help="full: mask the input's own STFT (full band, stereo, vocals + accompaniment = input); "
                           "mel: the MIREX 2016 inverse-mel path.")(f)
-    f = click.option("--cluster", default="kmeans", type=click.Choice(["kmeans", "prototype"]), show_default=True,
-                     help="kmeans: k-means++ per chunk, voice chosen by the model's rule; "
-                          "prototype: nearest stored centroid.")(f)
+    f = click.option("--cluster", default="kmeans", show_default=True,
+                     type=click.Choice(["kmeans", "kmeans-sklearn", "meanshift", "prototype"]),
+                     help="kmeans: k-means++ per chunk, voice chosen by the model's rule (kmeans-sklearn: the same "
+                          "with scikit-learn); meanshift: clusters found by mean shift; prototype: nearest stored "
+                          "centroid.")(f)
+    f = click.option("--mask-from", "mask_from", default="auto", show_default=True,
+                     type=click.Choice(["auto", "clusters", "head"]),
+                     help="Voice mask from clustering the embeddings or from the model's mask head "
+                          "(auto: the head when the model has one).")(f)
+    f = click.option("--mask", default="binary", show_default=True, type=click.Choice(["binary", "soft"]),
+                     help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships).")(f)
+    f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="Soft k-means sharpness beta in softmax(-beta ||v - c||^2) (with --mask soft).")(f)
     return f
 
 
@@ -89,9 +100,12 @@ def _model_options(f):
 @click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True)
 @click.option("--float32", "float32", is_flag=True, help="Write 32-bit float wav instead of 16-bit PCM.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--sources", default=2, show_default=True, type=click.IntRange(min=2),
+              help="2: vocals and accompaniment; N > 2: cluster into N sources, written as source1..N "
+                   "(most voice-like first).")
 @_model_options
-def split(files, out_dir, fmt, float32, force, model, device, reconstruct, cluster):
-    """Separate FILES into vocals and accompaniment.
+def split(files, out_dir, fmt, float32, force, sources, **options):
+    """Separate FILES into vocals and accompaniment (or N sources with --sources N).
 
     The model is loaded once for all files. A file that fails is reported in one line and the
     others are still processed; the exit code is 1 if any file failed.
@@ -110,7 +124,7 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
         if bar["t"] is not None:
             bar["t"].update(done - bar["t"].n)
 
-    sep = _separator(model, device, reconstruct, cluster, progress)
+    sep = _separator(progress, sources=sources, **options)
     failures, seen = 0, {}
     for path in files:
         target = out_dir / _track_name(path)
@@ -153,7 +167,7 @@ def split(files, out_dir, fmt, float32, force, model, device, reconstruct, clust
                    "full-band STFT (the ceiling of each representation).")
 @_model_options
 def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
-             model, device, reconstruct, cluster):
+             **options):
     """Separate and score a dataset: MIR-1K (--mir1k), MUSDB18 (--musdb) or DSD100 (--dsd100)."""
     from .evaluate import evaluate_dsd100, evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
 
@@ -163,7 +177,7 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
         raise click.UsageError("--estimates applies to --musdb and --dsd100 only")
     if oracle and estimates_dir:
         raise click.UsageError("--oracle and --estimates exclude each other")
-    sep = None if estimates_dir else _separator(model, device, reconstruct, cluster)
+    sep = None if estimates_dir else _separator(**options)
     if (musdb_root or dsd100_root) and not out_dir:
         raise click.UsageError("--musdb and --dsd100 need -o/--out for the JSON files")
     if dsd100_root:

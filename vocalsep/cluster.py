@@ -1,16 +1,22 @@
-"""From embeddings to a voice mask: k-means++ (or nearest stored centroid) and the voice rule.
+"""From embeddings to masks: k-means++ (or mean shift, or the stored centroids) and the voice rule.
 
-Deep clustering is permutation-free: k-means labels are arbitrary per call. The model file stores a
+Deep clustering is permutation-free: cluster labels are arbitrary per call. The model file stores a
 *voice rule*: the mean unit embedding of voice-dominated and of accompaniment-dominated bins,
 measured on training mixtures. The cluster whose centroid lies further along the direction
 ``vocals - accompaniment`` is the voice; applied per chunk, this labels every chunk of a track
 consistently.
+
+Clusters are fitted on the loud bins only (the embeddings of silent bins are untrained), on a seeded
+sample of at most ``max_fit_points`` of them, and every bin is then assigned to its nearest
+centroid. ``kmeans`` runs k-means++ (greedy seeding, as scikit-learn does) and Lloyd iterations for a
+whole batch of chunks at once in numpy; ``kmeans-sklearn`` runs scikit-learn's ``KMeans`` chunk by
+chunk, the reference it is tested against.
 """
 from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("kmeans", "prototype")
+METHODS = ("kmeans", "kmeans-sklearn", "prototype", "meanshift")
 
 
 class ClusterError(ValueError):
@@ -34,8 +40,74 @@ def pick_voice_cluster(centroids: np.ndarray, direction: np.ndarray) -> int:
     return int(np.argmax(centroids @ direction))
 
 
-def kmeans(points: np.ndarray, k: int, seed: int = 0, n_init: int = 2, max_iter: int = 100):
-    """k-means++ with explicit ``n_init`` and ``random_state``; returns (centroids (k, D), inertia)."""
+# ---- k-means++ -------------------------------------------------------------------------------
+
+def _kmeanspp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; 2 + log k trials per centre, as scikit-learn)."""
+    trials = 2 + int(np.log(k))
+    centres = [x[rng.integers(len(x))]]
+    closest = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:
+            centres.append(x[rng.integers(len(x))])
+            continue
+        cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * total).clip(max=len(x) - 1)
+        d = ((x[None] - x[cand][:, None]) ** 2).sum(-1)  # (trials, n)
+        pot = np.minimum(closest[None], d)
+        best = int(pot.sum(1).argmin())
+        centres.append(x[cand[best]])
+        closest = pot[best]
+    return np.stack(centres)
+
+
+def kmeans_batch(points: list[np.ndarray], k: int, seed: int = 0, n_init: int = 1, max_iter: int = 100,
+                 tol: float = 1e-4) -> list[np.ndarray | None]:
+    """k-means++ on several point sets at once; (k, D) float32 centroids per set.
+
+    Each set gets the same seeded random stream whatever else is in the batch, so results do not
+    depend on how chunks are batched. Lloyd iterations run for all sets together and stop per set when
+    its centroids move less than ``tol`` times the mean per-dimension variance of its points (the
+    scikit-learn criterion). A set with fewer than ``k`` distinct points gives None.
+    """
+    out: list[np.ndarray | None] = [None] * len(points)
+    live = [i for i, p in enumerate(points) if len(p) >= k and np.ptp(p, axis=0).max() >= 1e-6]
+    if not live:
+        return out
+    size = max(len(points[i]) for i in live)
+    dim = points[live[0]].shape[1]
+    x = np.zeros((len(live), size, dim), np.float64)
+    w = np.zeros((len(live), size), np.float64)
+    for j, i in enumerate(live):
+        x[j, :len(points[i])] = points[i]
+        w[j, :len(points[i])] = 1.0
+    thresh = tol * np.array([points[i].astype(np.float64).var(0).mean() for i in live])
+    best_c, best_inertia = None, np.full(len(live), np.inf)
+    for init in range(n_init):
+        c = np.stack([_kmeanspp_init(points[i].astype(np.float64), k, np.random.default_rng([seed, init]))
+                      for i in live])
+        active = np.ones(len(live), bool)
+        for _ in range(max_iter):
+            d = ((x[:, :, None, :] - c[:, None]) ** 2).sum(-1)  # (sets, points, k)
+            onehot = (d.argmin(-1)[..., None] == np.arange(k)) * w[..., None]
+            counts = onehot.sum(1)
+            new = np.where(counts[..., None] > 0, np.einsum("spk,spd->skd", onehot, x) / np.maximum(counts, 1)[..., None], c)
+            shift = ((new - c) ** 2).sum((1, 2))
+            c = np.where(active[:, None, None], new, c)
+            active &= shift > thresh
+            if not active.any():
+                break
+        inertia = (((x[:, :, None, :] - c[:, None]) ** 2).sum(-1).min(-1) * w).sum(1)
+        better = inertia < best_inertia
+        best_c = c if best_c is None else np.where(better[:, None, None], c, best_c)
+        best_inertia = np.minimum(inertia, best_inertia)
+    for j, i in enumerate(live):
+        out[i] = best_c[j].astype(np.float32)
+    return out
+
+
+def kmeans_sklearn(points: np.ndarray, k: int, seed: int = 0, n_init: int = 1, max_iter: int = 100):
+    """scikit-learn's k-means++ (the reference implementation); returns (centroids (k, D), inertia)."""
     from sklearn.cluster import KMeans
 
     km = KMeans(n_clusters=k, init="k-means++", n_init=n_init, max_iter=max_iter, random_state=seed)
@@ -43,44 +115,127 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, n_init: int = 2, max_iter:
     return km.cluster_centers_, km.inertia_
 
 
-def fit_centroids(points: np.ndarray, seed: int = 0, n_init: int = 2,
-                  max_fit_points: int | None = None) -> np.ndarray | None:
-    """Two k-means++ centroids (2, D) of ``points``, fitted on a seeded sample of at most
-    ``max_fit_points``; None when there is nothing to split (fewer than 2 points, or all equal)."""
-    if max_fit_points is not None and len(points) > max_fit_points:
-        points = points[np.random.default_rng(seed).choice(len(points), max_fit_points, replace=False)]
+def mean_shift(points: np.ndarray, seed: int = 0, quantile: float = 0.3) -> np.ndarray | None:
+    """Mean-shift cluster centres of ``points``, the bandwidth estimated from the data
+    (scikit-learn's ``estimate_bandwidth`` at ``quantile``); the number of clusters is found, not given."""
+    from sklearn.cluster import MeanShift, estimate_bandwidth
+
     if len(points) < 2 or np.ptp(points, axis=0).max() < 1e-6:
         return None
-    return kmeans(points, 2, seed=seed, n_init=n_init)[0].astype(np.float32)
+    bw = estimate_bandwidth(points, quantile=quantile, n_samples=min(len(points), 1000), random_state=seed)
+    ms = MeanShift(bandwidth=max(bw, 1e-3), bin_seeding=True, min_bin_freq=max(1, len(points) // 200))
+    return ms.fit(points).cluster_centers_.astype(np.float32)
+
+
+# ---- from embeddings to masks ----------------------------------------------------------------
+
+def sample_loud(embedding: np.ndarray, loud: np.ndarray, max_fit_points: int | None, seed: int) -> np.ndarray:
+    """The loud bins' embeddings, (n, D): all of them, or a seeded sample of ``max_fit_points``."""
+    points = embedding.reshape(-1, embedding.shape[-1])[loud.reshape(-1)]
+    if max_fit_points is not None and len(points) > max_fit_points:
+        points = points[np.random.default_rng(seed).choice(len(points), max_fit_points, replace=False)]
+    return points.astype(np.float32, copy=False)
+
+
+def fit_centroids(embeddings: np.ndarray, loud: np.ndarray, method: str = "kmeans", k: int = 2, seed: int = 0,
+                  n_init: int = 1, max_fit_points: int | None = None) -> list[np.ndarray | None]:
+    """Cluster centres for a batch of chunks: embeddings (batch, frames, bands, D), loud (batch, frames, bands).
+
+    None for a chunk with nothing to split (silent, or every loud bin alike).
+    """
+    if method not in ("kmeans", "kmeans-sklearn", "meanshift"):
+        raise ClusterError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
+    pts = [sample_loud(e, m, max_fit_points, seed) for e, m in zip(embeddings, loud, strict=True)]
+    if method == "kmeans":
+        return kmeans_batch(pts, k, seed, n_init)
+    if method == "meanshift":
+        return [mean_shift(p, seed) for p in pts]
+    return [kmeans_sklearn(p, k, seed, n_init)[0].astype(np.float32)
+            if len(p) >= k and np.ptp(p, axis=0).max() >= 1e-6 else None for p in pts]
+
+
+def assign(embedding: np.ndarray, centroids: np.ndarray, softness: float | None = None) -> np.ndarray:
+    """Per-bin membership of each centroid, (..., k): one-hot to the nearest centroid, or with
+    ``softness`` = beta the soft k-means posterior ``softmax(-beta * ||v - c||^2)``."""
+    flat = embedding.reshape(-1, embedding.shape[-1]).astype(np.float32, copy=False)
+    d = (centroids ** 2).sum(1)[None] - 2 * flat @ centroids.T  # squared distance minus ||v||^2
+    if softness is None:
+        member = (d.argmin(1)[:, None] == np.arange(len(centroids))).astype(np.float32)
+    else:
+        z = -softness * (d - d.min(1, keepdims=True))
+        member = np.exp(z)
+        member /= member.sum(1, keepdims=True)
+    return member.reshape(*embedding.shape[:-1], len(centroids)).astype(np.float32)
+
+
+def voice_clusters(centroids: np.ndarray, rule: dict, method: str) -> np.ndarray:
+    """Boolean (k,): which clusters are the voice. k-means: the one furthest along the voice direction;
+    mean shift (any number of clusters): those past the midpoint of the stored voice and
+    accompaniment centroids along that direction."""
+    direction = voice_direction(rule)
+    proj = centroids @ direction
+    if method == "meanshift":
+        mid = 0.5 * (np.asarray(rule["vocals"]) + np.asarray(rule["accompaniment"])) @ direction
+        return proj > mid
+    return np.arange(len(centroids)) == int(np.argmax(proj))
+
+
+def voice_masks(embeddings: np.ndarray, loud: np.ndarray, rule: dict | None, method: str = "kmeans", seed: int = 0,
+                n_init: int = 1, max_fit_points: int | None = None, softness: float | None = None) -> np.ndarray:
+    """Voice masks for a batch of chunks, (batch, frames, bands) float32 in [0, 1].
+
+    Args:
+        embeddings: (batch, frames, bands, D) unit-norm embeddings.
+        loud: (batch, frames, bands) bool, the bins the model was trained on (within the silence
+            threshold of the chunk's loudest bin); clusters are fitted on these only.
+        rule: the model's voice rule.
+        method: ``kmeans`` (the paper: k-means++ with k=2, voice chosen by the rule), ``kmeans-sklearn``
+            (the same with scikit-learn), ``meanshift`` (clusters found by mean shift, the voice ones
+            chosen by the rule) or ``prototype`` (each bin goes to the nearer stored centroid).
+        max_fit_points: fit on at most this many loud bins, drawn at random with ``seed`` (None: all).
+        softness: None for binary masks; beta > 0 for soft masks from the distances to the centroids.
+    """
+    if method not in METHODS:
+        raise ClusterError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
+    voice_direction(rule)
+    out = np.zeros(embeddings.shape[:-1], np.float32)
+    if method == "prototype":
+        cents = np.stack([np.asarray(rule["vocals"]), np.asarray(rule["accompaniment"])]).astype(np.float32)
+        return assign(embeddings, cents, softness)[..., 0]
+    for i, cents in enumerate(fit_centroids(embeddings, loud, method, 2, seed, n_init, max_fit_points)):
+        if cents is not None:  # None: silence, or nothing to split -> no voice
+            out[i] = assign(embeddings[i], cents, softness)[..., voice_clusters(cents, rule, method)].sum(-1)
+    return out
 
 
 def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, method: str = "kmeans",
-               seed: int = 0, n_init: int = 2, max_fit_points: int | None = None) -> np.ndarray:
-    """Binary voice mask, (frames, bands) float32.
+               seed: int = 0, n_init: int = 1, max_fit_points: int | None = None,
+               softness: float | None = None) -> np.ndarray:
+    """:func:`voice_masks` for one chunk: embedding (frames, bands, D), loud (frames, bands)."""
+    return voice_masks(embedding[None], loud[None], rule, method, seed, n_init, max_fit_points, softness)[0]
 
-    Args:
-        embedding: (frames, bands, emb_dim) unit-norm embeddings of one chunk.
-        loud: (frames, bands) bool, the bins the model was trained on (within the silence threshold
-            of the chunk's loudest bin). Clusters are fitted on these only -- the embeddings of
-            silent bins are untrained -- and every bin is then assigned to its nearest centroid.
-        rule: the model's voice rule.
-        method: ``"kmeans"`` (the paper: k-means++ with k=2, voice chosen by the rule) or
-            ``"prototype"`` (each bin goes to the nearer of the two stored centroids).
-        max_fit_points: fit k-means on at most this many loud bins, drawn at random with ``seed``
-            (None: all of them, as the paper does); assignment still covers every bin.
+
+def source_masks(embeddings: np.ndarray, loud: np.ndarray, k: int, rule: dict | None = None, seed: int = 0,
+                 n_init: int = 1, max_fit_points: int | None = None) -> np.ndarray:
+    """Binary masks of ``k`` k-means++ clusters per chunk, (batch, k, frames, bands) float32 summing to 1.
+
+    Hershey et al.'s N-source deep clustering: a model trained on two-source mixtures clusters into
+    ``k`` sources. Clusters are ordered by their centroid's projection on the voice direction when the
+    model has a voice rule (source 1 the most voice-like), otherwise by their share of the loud bins.
+    A chunk with nothing to split goes wholly to source 1.
     """
-    direction = voice_direction(rule)
-    frames, bands, dim = embedding.shape
-    flat = embedding.reshape(-1, dim).astype(np.float32, copy=False)
-    if method == "prototype":
-        cents = np.stack([np.asarray(rule["vocals"]), np.asarray(rule["accompaniment"])]).astype(np.float32)
-        voice = 0
-    elif method == "kmeans":
-        cents = fit_centroids(flat[loud.reshape(-1)], seed, n_init, max_fit_points)
+    if k < 2:
+        raise ClusterError(f"the number of sources must be at least 2, got {k}")
+    b, t, f, _ = embeddings.shape
+    out = np.zeros((b, k, t, f), np.float32)
+    for i, cents in enumerate(fit_centroids(embeddings, loud, "kmeans", k, seed, n_init, max_fit_points)):
         if cents is None:
-            return np.zeros((frames, bands), np.float32)  # silence, or nothing to split
-        voice = pick_voice_cluster(cents, direction)
-    else:
-        raise ClusterError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
-    nearest = (flat @ cents.T).argmax(1)  # unit-norm embeddings: max dot product = nearest centroid
-    return (nearest == voice).reshape(frames, bands).astype(np.float32)
+            out[i, 0] = 1.0
+            continue
+        member = assign(embeddings[i], cents)  # (t, f, k)
+        if rule:
+            order = np.argsort(-(cents @ voice_direction(rule)), kind="stable")
+        else:
+            order = np.argsort(-(member * loud[i][..., None]).sum((0, 1)), kind="stable")
+        out[i] = np.moveaxis(member[..., order], -1, 0)
+    return out

@@ -43,7 +43,7 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     The right cluster is the one holding more voice-dominated energy (ideal binary mask on the mel
     bands, loud bins only). Only meaningful for ``cluster="kmeans"``.
     """
-    from .cluster import fit_centroids, pick_voice_cluster, voice_direction
+    from .cluster import assign, fit_centroids, pick_voice_cluster, voice_direction
     from .features import mel_magnitude, silence_weights, stft
 
     c = separator.cfg
@@ -59,10 +59,11 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
         voice_dominant = (ref[0] > ref[1]) & loud
         if voice_dominant.sum() < 10 or loud.sum() < 10:
             continue  # no voice to find in this chunk
-        cents = fit_centroids(emb[loud].numpy(), separator.seed, separator.n_init, separator.fit_points)
+        cents = fit_centroids(emb.numpy()[None], loud.numpy()[None], "kmeans", 2, separator.seed, separator.n_init,
+                              separator.fit_points)[0]
         if cents is None:
             continue
-        lab = torch.from_numpy((emb.numpy().reshape(-1, emb.shape[-1]) @ cents.T).argmax(1)).view(mel.shape)
+        lab = torch.from_numpy(assign(emb.numpy(), cents).argmax(-1))
         energy = [(mel * (voice_dominant & (lab == k))).sum().item() for k in range(2)]
         right += int(pick_voice_cluster(cents, direction) == int(np.argmax(energy)))
         total += 1
@@ -140,7 +141,8 @@ def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = No
         sdr, sir, sar = bss_eval_v3(refs, np.stack([est["vocals"], est["accompaniment"]]))
         sdr_mix, _, _ = bss_eval_v3(refs, np.stack([mix, mix]))
         pick = (voice_pick_accuracy(separator, mix, clip.voice, clip.accompaniment)
-                if not oracle and separator.cluster == "kmeans" else float("nan"))
+                if not oracle and separator.mask_from == "clusters" and separator.cluster.startswith("kmeans")
+                else float("nan"))
         scores.append(ClipScore(clip.name, len(mix) / sr, sdr.tolist(), sir.tolist(), sar.tolist(),
                                 (sdr - sdr_mix).tolist(), pick))
         log.info("%s: vocals NSDR %.2f SIR %.2f SAR %.2f, voice pick %.2f", clip.name, scores[-1].nsdr[0], sir[0], sar[0], pick)

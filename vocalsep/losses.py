@@ -41,3 +41,30 @@ def deep_clustering_loss(embedding: torch.Tensor, labels: torch.Tensor, n_source
     yty = y.transpose(1, 2) @ y
     loss = vtv.square().sum((1, 2)) - 2 * vty.square().sum((1, 2)) + yty.square().sum((1, 2))
     return (loss / norm.square().clamp_min(1.0)).mean()
+
+
+def mask_loss(mask: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error between a predicted voice mask and the ideal binary mask (voice = label 0).
+
+    mask: (batch, ...) in [0, 1]; labels and optional weights as in :func:`deep_clustering_loss`.
+    """
+    target = (labels == 0).to(mask.dtype)
+    err = (mask - target).square()
+    if weights is None:
+        return err.mean()
+    w = weights.to(mask.dtype)
+    return (err * w).sum() / w.sum().clamp_min(1.0)
+
+
+def objective(outputs: dict[str, torch.Tensor], labels: torch.Tensor, n_sources: int,
+              weights: torch.Tensor | None = None, mask_weight: float = 1.0) -> torch.Tensor:
+    """The training loss of a network's heads: the deep clustering loss on ``embedding``, plus
+    ``mask_weight`` times :func:`mask_loss` on ``mask`` (Chimera when both are present)."""
+    if not outputs:
+        raise ValueError("the network returned no heads")
+    total = 0.0
+    if "embedding" in outputs:
+        total = total + deep_clustering_loss(outputs["embedding"], labels, n_sources, weights)
+    if "mask" in outputs:
+        total = total + mask_weight * mask_loss(outputs["mask"], labels, weights)
+    return total

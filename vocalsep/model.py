@@ -1,7 +1,10 @@
-"""Embedding networks: (batch, frames, bands) log-mel in, (batch, frames, bands, emb_dim) unit-norm out.
+"""Separation networks: (batch, frames, bands) log-mel in, a dict of *heads* out.
 
-``ARCHITECTURES`` names the configurations a model file or a training config may ask for. The
-default, ``mirex2016``, is the network of Luo, Chen and Ellis's MIREX 2016 submission.
+Every network returns ``{"embedding": (batch, frames, bands, emb_dim) unit-norm}`` (deep
+clustering), ``{"mask": (batch, frames, bands) in [0, 1]}`` (mask regression: the voice's mask), or
+both (Chimera); its ``heads`` attribute says which. ``ARCHITECTURES`` names the configurations a model
+file or a training config may ask for. The default, ``mirex2016``, is the network of Luo, Chen and
+Ellis's MIREX 2016 submission.
 """
 from __future__ import annotations
 
@@ -103,45 +106,110 @@ class SequenceBNBLSTM(nn.Module):
         return out
 
 
-class DeepClusteringBLSTM(nn.Module):
-    """BLSTM deep clustering network (Hershey et al. 2016; Luo, Chen & Ellis, MIREX 2016).
+class _Normalised(nn.Module):
+    """Holds per-band log-mel statistics as buffers (they travel with the model file)."""
 
-    Normalises the log-mel input with per-band statistics held as buffers (so they travel with
-    the model file), runs ``layers`` sequence-BN BLSTM layers with dropout on the feed-forward
-    connections, and maps every frame to an ``emb_dim``-dimensional unit-norm embedding per band.
-    """
-
-    def __init__(self, n_bands: int = 150, hidden: int = 500, layers: int = 4, emb_dim: int = 20,
-                 dropout: float = 0.2):
+    def __init__(self, n_bands: int):
         super().__init__()
-        self.n_bands, self.emb_dim = n_bands, emb_dim
+        self.n_bands = n_bands
         self.register_buffer("feature_mean", torch.zeros(n_bands))
         self.register_buffer("feature_std", torch.ones(n_bands))
-        sizes = [n_bands] + [2 * hidden] * layers
-        self.rnn = nn.ModuleList(SequenceBNBLSTM(i, hidden) for i in sizes[:-1])
-        self.dropout = nn.Dropout(dropout)
-        self.embed = nn.Linear(2 * hidden, n_bands * emb_dim)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std.clamp_min(1e-3))
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, bands) -> (batch, frames, bands, emb_dim), unit norm on the last axis."""
+    def normalise(self, logmel: torch.Tensor) -> torch.Tensor:
         if logmel.dim() != 3 or logmel.shape[-1] != self.n_bands:
             raise ValueError(f"expected (batch, frames, {self.n_bands}) log-mel input, got {tuple(logmel.shape)}")
-        h = (logmel - self.feature_mean) / self.feature_std
+        return (logmel - self.feature_mean) / self.feature_std
+
+
+class DeepClusteringBLSTM(_Normalised):
+    """BLSTM deep clustering network (Hershey et al. 2016; Luo, Chen & Ellis, MIREX 2016).
+
+    Normalises the log-mel input with per-band statistics held as buffers, runs ``layers``
+    sequence-BN BLSTM layers with dropout on the feed-forward connections, and maps every frame to an
+    ``emb_dim``-dimensional unit-norm embedding per band. With ``mask_head`` a second linear layer
+    on the same BLSTM output predicts the voice mask through a sigmoid (Chimera, Luo et al. 2017).
+    """
+
+    def __init__(self, n_bands: int = 150, hidden: int = 500, layers: int = 4, emb_dim: int = 20,
+                 dropout: float = 0.2, mask_head: bool = False):
+        super().__init__(n_bands)
+        self.emb_dim = emb_dim
+        self.heads = ("embedding", "mask") if mask_head else ("embedding",)
+        sizes = [n_bands] + [2 * hidden] * layers
+        self.rnn = nn.ModuleList(SequenceBNBLSTM(i, hidden) for i in sizes[:-1])
+        self.dropout = nn.Dropout(dropout)
+        self.embed = nn.Linear(2 * hidden, n_bands * emb_dim)
+        self.mask = nn.Linear(2 * hidden, n_bands) if mask_head else None
+
+    def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.normalise(logmel)
         for layer in self.rnn:
             h = self.dropout(layer(h))
         v = self.embed(h).unflatten(-1, (self.n_bands, self.emb_dim))
-        return F.normalize(v, dim=-1)
+        out = {"embedding": F.normalize(v, dim=-1)}
+        if self.mask is not None:
+            out["mask"] = torch.sigmoid(self.mask(h))
+        return out
+
+
+class MaskRegression(_Normalised):
+    """Mask-regression baselines: predict the voice's ideal binary mask, no clustering.
+
+    ``kind="ff"``: a feed-forward network on each frame (with ``context`` neighbouring frames each
+    side) with ``layers`` ReLU layers of ``hidden`` units; ``kind="lstm"`` / ``"blstm"``: a
+    (bi)directional LSTM of ``layers`` x ``hidden``. A sigmoid output per band, trained with MSE.
+    """
+
+    def __init__(self, n_bands: int = 150, kind: str = "ff", hidden: int = 300, layers: int = 2,
+                 context: int = 0, dropout: float = 0.0):
+        super().__init__(n_bands)
+        if kind not in ("ff", "lstm", "blstm"):
+            raise ValueError(f"unknown mask-regression kind {kind!r}; choose ff, lstm or blstm")
+        self.kind, self.context, self.heads, self.emb_dim = kind, context, ("mask",), None
+        if kind == "ff":
+            sizes = [n_bands * (2 * context + 1)] + [hidden] * layers
+            self.body = nn.Sequential(*[m for i, o in zip(sizes[:-1], sizes[1:], strict=True)
+                                        for m in (nn.Linear(i, o), nn.ReLU(), nn.Dropout(dropout))])
+            out = hidden
+        else:
+            self.body = nn.LSTM(n_bands, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0,
+                                bidirectional=kind == "blstm")
+            out = hidden * (2 if kind == "blstm" else 1)
+        self.out = nn.Linear(out, n_bands)
+
+    def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.normalise(logmel)
+        if self.kind == "ff":
+            if self.context:
+                c = self.context
+                padded = F.pad(h.transpose(1, 2), (c, c), mode="replicate").transpose(1, 2)
+                h = padded.unfold(1, 2 * c + 1, 1).flatten(2)  # (batch, frames, bands * (2c + 1))
+            h = self.body(h)
+        else:
+            h = self.body(h)[0]
+        return {"mask": torch.sigmoid(self.out(h))}
 
 
 # name -> (class, default constructor arguments)
 ARCHITECTURES: dict[str, tuple[type[nn.Module], dict]] = {
     "mirex2016": (DeepClusteringBLSTM, dict(hidden=500, layers=4, emb_dim=20, dropout=0.2)),
+    "chimera": (DeepClusteringBLSTM, dict(hidden=500, layers=4, emb_dim=20, dropout=0.2, mask_head=True)),
+    "mask-ff": (MaskRegression, dict(kind="ff", hidden=300, layers=2)),
+    "mask-lstm": (MaskRegression, dict(kind="lstm", hidden=300, layers=2)),
+    "mask-blstm": (MaskRegression, dict(kind="blstm", hidden=300, layers=2)),
 }
+
+from .gcdc import VARIANTS as _GCDC_VARIANTS, GatedConvDC  # noqa: E402  (gcdc builds on _Normalised above)
+
+for _variant in _GCDC_VARIANTS:  # Li & Kameoka's five GCDC variants; 1D convolutions get wider layers
+    ARCHITECTURES[f"gcdc-{_variant}"] = (GatedConvDC, dict(variant=_variant, layers=5, emb_dim=20,
+                                                          channels=256 if _variant.startswith("1d") else 32))
 MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
+HEADS = ("embedding", "mask")
 
 
 def build_model(arch: str, n_bands: int, **overrides) -> nn.Module:

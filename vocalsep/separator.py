@@ -15,11 +15,13 @@ import torch
 from .apply import apply_chunked, iter_chunked
 from .audio import AudioError, audio_writer, open_audio, resample
 from .checkpoint import ModelBundle, load_model, resolve_model
-from .cluster import METHODS, voice_direction, voice_mask
+from .cluster import METHODS, source_masks, voice_direction, voice_masks
 from .features import (FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
                        mel_to_bin_weights, silence_weights, stft)
 
 RECONSTRUCTIONS = ("full", "mel")
+MASKS = ("binary", "soft")
+MASK_SOURCES = ("auto", "clusters", "head")
 
 
 class SeparationError(ValueError):
@@ -66,7 +68,7 @@ def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, c
 
 
 class Separator:
-    """Separates singing voice from accompaniment with a deep clustering model.
+    """Separates singing voice from accompaniment with a deep clustering or mask-inference model.
 
     Args:
         bundle: a loaded model (see :meth:`from_pretrained` and :meth:`from_file`).
@@ -75,10 +77,18 @@ class Separator:
             own rate on every channel, so nothing above 8 kHz is lost and vocals + accompaniment
             equal the input) or ``"mel"`` (the MIREX 2016 path: masked mel spectrogram, inverse mel
             filterbank, mixture phase, inverse STFT at 16 kHz, resampled back; mono content).
-        cluster: ``"kmeans"`` (k-means++, k=2, the paper's) or ``"prototype"`` (nearest stored centroid).
+        cluster: ``"kmeans"`` (k-means++, k=2, the paper's), ``"kmeans-sklearn"`` (the same with
+            scikit-learn, the reference), ``"meanshift"`` (number of clusters found from the data) or
+            ``"prototype"`` (nearest stored centroid).
+        mask_from: where the voice mask comes from: ``"clusters"`` (the embeddings), ``"head"`` (the
+            network's mask-inference output) or ``"auto"`` (the head when the model has one).
+        mask: ``"binary"`` (the paper's) or ``"soft"`` (the head's sigmoid output, or soft k-means
+            memberships ``softmax(-softness * ||v - c||^2)`` for clusters).
+        sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
+            returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
-        seed, n_init: k-means++ ``random_state`` and number of restarts (fixed for reproducibility).
-        fit_points: fit k-means on at most this many loud bins per chunk, drawn at random (None:
+        seed, n_init: k-means++ random seed and number of restarts (fixed for reproducibility).
+        fit_points: fit clusters on at most this many loud bins per chunk, drawn at random (None:
             all of them); every bin is then assigned to its nearest centroid. 4000 bins and one
             restart score the same as all bins and two restarts on validation, at a fraction of the cost.
         batch: chunks run through the network at once (faster on CPU; memory grows with it only).
@@ -88,27 +98,44 @@ class Separator:
     def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
-                 progress: Callable[[int, int], None] | None = None):
-        if reconstruct not in RECONSTRUCTIONS:
-            raise SeparationError(f"unknown reconstruction {reconstruct!r}; choose {' or '.join(RECONSTRUCTIONS)}")
-        if cluster not in METHODS:
-            raise SeparationError(f"unknown clustering method {cluster!r}; choose {' or '.join(METHODS)}")
+                 progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
+                 mask: str = "binary", softness: float = 10.0, sources: int = 2):
+        for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS),
+                                     ("clustering method", cluster, METHODS), ("mask", mask, MASKS),
+                                     ("mask source", mask_from, MASK_SOURCES)):
+            if value not in allowed:
+                raise SeparationError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if segment_frames < 2:
             raise SeparationError(f"segment_frames must be at least 2, got {segment_frames}")
-        voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
+        if batch < 1:
+            raise SeparationError(f"batch must be at least 1, got {batch}")
+        if isinstance(sources, bool) or not isinstance(sources, int) or sources < 2:
+            raise SeparationError(f"sources must be an integer of at least 2, got {sources!r}")
+        heads = tuple(getattr(bundle.model, "heads", ("embedding",)))
+        if mask_from == "auto":
+            mask_from = "head" if "mask" in heads and sources == 2 else "clusters"
+        if mask_from == "head" and "mask" not in heads:
+            raise SeparationError("this model has no mask-inference head; use mask_from='clusters'")
+        if mask_from == "clusters" and "embedding" not in heads:
+            raise SeparationError("this model predicts a mask and has no embeddings to cluster; "
+                                  "use mask_from='head' (and 2 sources)")
+        if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
+            raise SeparationError("more than 2 sources needs clustering of the embeddings and reconstruct='full'")
+        if mask_from == "clusters" and sources == 2:
+            voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
         self.bundle = bundle
         self.cfg = bundle.features
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise SeparationError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'")
         self.model = bundle.model.to(self.device).eval()
-        self.reconstruct, self.cluster = reconstruct, cluster
+        self.reconstruct, self.cluster, self.mask_from, self.mask = reconstruct, cluster, mask_from, mask
+        self.softness, self.sources = float(softness), sources
         self.segment_frames, self.overlap = segment_frames, overlap
-        if batch < 1:
-            raise SeparationError(f"batch must be at least 1, got {batch}")
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.fb = mel_filterbank(self.cfg)
-        if cluster == "kmeans":  # scikit-learn takes ~1 s to import: overlap it with the first chunks
+        if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
+            # scikit-learn takes ~1 s to import: overlap it with the first chunks
             threading.Thread(target=importlib.import_module, args=("sklearn.cluster",), daemon=True).start()
         self.silence_db = float(bundle.training.get("silence_db", 40.0))
 
@@ -127,14 +154,16 @@ class Separator:
 
     @property
     def stems(self) -> tuple[str, ...]:
+        if self.sources > 2:
+            return tuple(f"source{i + 1}" for i in range(self.sources))
         return tuple(self.bundle.stems)
 
     # ---- public API -------------------------------------------------------------------------
     def separate(self, audio, sample_rate: int) -> dict:
         """Separate ``audio`` of shape (samples,) or (channels, samples), numpy array or tensor.
 
-        Returns ``{"vocals": ..., "accompaniment": ...}`` with the input's shape, sample rate and
-        type (numpy float32, or a tensor of the input's dtype and device).
+        Returns ``{"vocals": ..., "accompaniment": ...}`` (or ``source1`` .. ``sourceN``) with the
+        input's shape, sample rate and type (numpy float32, or a tensor of the input's dtype and device).
         """
         as_tensor = isinstance(audio, torch.Tensor)
         x = self._as_array(audio)
@@ -225,32 +254,50 @@ class Separator:
         return fn
 
     @torch.inference_mode()
-    def embed(self, mono16: np.ndarray):
-        """(batch, samples) mono at the model rate -> embeddings (batch, frames, bands, D),
-        mel magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins)."""
+    def infer(self, mono16: np.ndarray):
+        """(batch, samples) mono at the model rate -> the network's heads (``embedding`` (batch, frames,
+        bands, D) and/or ``mask`` (batch, frames, bands)), mel magnitudes (batch, frames, bands) and
+        the complex STFT (batch, frames, bins)."""
         c = self.cfg
         spec = stft(torch.from_numpy(np.atleast_2d(mono16)), c.n_fft, c.hop_length)
         mel = mel_magnitude(spec, self.fb)
-        emb = self.model(log_mel(mel, c).to(self.device)).float().cpu()
-        return emb, mel, spec
+        heads = {k: v.float().cpu() for k, v in self.model(log_mel(mel, c).to(self.device)).items()}
+        return heads, mel, spec
 
-    def voice_mask(self, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        """(frames, bands) binary voice mask of one chunk."""
-        loud = silence_weights(mel[None], self.silence_db)[0].bool().numpy()
-        mask = voice_mask(emb.numpy(), loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init,
-                          self.fit_points)
-        return torch.from_numpy(mask)
+    def embed(self, mono16: np.ndarray):
+        """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""
+        heads, mel, spec = self.infer(mono16)
+        return heads["embedding"], mel, spec
+
+    def masks(self, heads: dict, mel: torch.Tensor) -> torch.Tensor:
+        """Masks on the model grid: (batch, frames, bands) for the voice, or (batch, sources, frames,
+        bands) when ``sources`` > 2."""
+        if self.mask_from == "head":
+            m = heads["mask"]
+            return m if self.mask == "soft" else (m > 0.5).float()
+        loud = silence_weights(mel, self.silence_db).bool().numpy()
+        emb = heads["embedding"].numpy()
+        if self.sources > 2:
+            return torch.from_numpy(source_masks(emb, loud, self.sources, self.bundle.voice_rule, self.seed,
+                                                 self.n_init, self.fit_points))
+        soft = self.softness if self.mask == "soft" else None
+        return torch.from_numpy(voice_masks(emb, loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init,
+                                            self.fit_points, soft))
 
     def separate_chunks(self, chunks: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         """Separate a batch of chunks, (batch, channels, samples) float32 -> ``{stem: same shape}``.
 
-        The network runs once for the whole batch; clustering is per chunk.
+        The network and the clustering run once for the whole batch.
         """
         c = self.cfg
         k, channels, n = chunks.shape
         mono16 = np.stack([resample(ch.mean(0), sample_rate, c.sample_rate) for ch in chunks])
-        emb, mel, spec16 = self.embed(mono16)
-        masks = torch.stack([self.voice_mask(emb[i], mel[i]) for i in range(k)])  # (batch, frames, bands)
+        heads, mel, spec16 = self.infer(mono16)
+        masks = self.masks(heads, mel)
+        if self.sources > 2:  # every source but the last masked; the last is what remains
+            out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c) for i in range(self.sources - 1)}
+            out[f"source{self.sources}"] = chunks - sum(out.values())
+            return out
         if self.reconstruct == "mel":
             voc = np.stack([self._mel_reconstruct(mel[i], spec16[i], masks[i], mono16.shape[1], sample_rate, n)
                             for i in range(k)])

@@ -27,7 +27,7 @@ import torch
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
 from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips
 from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
-from .losses import deep_clustering_loss
+from .losses import objective
 from .model import build_model
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class TrainConfig:
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
     silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
+    mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
     checkpoint_every: int = 50  # steps
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
@@ -216,7 +217,7 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
     for _ in range(batches):
         v, a = sampler.sample(batch_size)
         feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
-        emb = model(feats).double()
+        emb = model(feats)["embedding"].double()
         for s in range(2):
             w = ((labels == s).double() * weights.double())[..., None]
             sums[s] += (emb * w).sum((0, 1, 2)).cpu()
@@ -225,7 +226,7 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
 
 
 @torch.no_grad()
-def validate(model, chunks, fx: FeatureExtractor, batch_size: int) -> float:
+def validate(model, chunks, fx: FeatureExtractor, batch_size: int, mask_weight: float = 1.0) -> float:
     model.eval()
     v_all, a_all = chunks
     total, n = 0.0, 0
@@ -233,7 +234,7 @@ def validate(model, chunks, fx: FeatureExtractor, batch_size: int) -> float:
         v = torch.from_numpy(v_all[s:s + batch_size])
         a = torch.from_numpy(a_all[s:s + batch_size])
         feats, labels, weights = fx(v, a)
-        loss = deep_clustering_loss(model(feats), labels, 2, weights)
+        loss = objective(model(feats), labels, 2, weights, mask_weight)
         total += float(loss) * len(v)
         n += len(v)
     return total / max(n, 1)
@@ -339,7 +340,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
             v, a = sampler.sample(pc.batch_size)
             feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
-            loss = deep_clustering_loss(net(feats), labels, 2, weights)
+            loss = objective(net(feats), labels, 2, weights, cfg.mask_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -352,7 +353,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
             if state["step"] % cfg.checkpoint_every == 0:
                 save_last()
         state["epoch"] += 1
-        vloss = validate(model, valid_chunks, fx, pc.batch_size)
+        vloss = validate(model, valid_chunks, fx, pc.batch_size, cfg.mask_weight)
         improved = vloss < state["best"]
         if improved:
             state["best"], state["best_epoch"] = vloss, state["epoch"]
@@ -382,7 +383,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     if not state.get("finalised") and rank == 0:
         best = load_model(best_path).model.to(device)
         rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
-        rule = estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
+        rule = (estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
+                if "embedding" in best.heads else None)  # mask-regression models need no rule
         save_model(best_path, bundle(best, rule))
     if not state.get("finalised"):
         state["finalised"] = True

@@ -20,7 +20,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--reconstruct", default="full", choices=["full", "mel"])
-    ap.add_argument("--cluster", default="kmeans", choices=["kmeans", "prototype"])
+    ap.add_argument("--cluster", default="kmeans", choices=["kmeans", "kmeans-sklearn", "meanshift", "prototype"])
+    ap.add_argument("--mask-from", default="auto", choices=["auto", "clusters", "head"])
+    ap.add_argument("--mask", default="binary", choices=["binary", "soft"])
     ap.add_argument("--out", default=None, help="also write the estimates as wav files here")
     args = ap.parse_args(argv)
 
@@ -34,7 +36,8 @@ def main(argv=None) -> int:
     vocals = stems[4]
     accompaniment = stems[1] + stems[2] + stems[3]
     mixture = vocals + accompaniment
-    sep = Separator.from_pretrained(args.model, reconstruct=args.reconstruct, cluster=args.cluster)
+    sep = Separator.from_pretrained(args.model, reconstruct=args.reconstruct, cluster=args.cluster,
+                                    mask_from=args.mask_from, mask=args.mask)
     est = sep.separate(mixture.T, int(sr))
     if args.out:
         for name, y in est.items():
