@@ -186,3 +186,26 @@ def test_dsd100_layout_loads_and_a_bad_root_is_explained(tmp_path):
         load_clips("musdb", tmp_path, "test")
     with pytest.raises(DatasetError, match="unknown dataset"):
         load_clips("timit", tmp_path, "")
+
+
+def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
+    cfg = tiny_config(clips)
+    first = train_phase(cfg, 1, tmp_path / "dc")
+    from vocalsep.model import build_model
+    from vocalsep.train import init_from_file
+
+    m = build_model("chimera", 20, hidden=8, layers=1, emb_dim=4)
+    history = init_from_file(m, first)
+    src = load_model(first).model.state_dict()
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in src.items())
+    assert history[-1]["init_from"] == str(first)
+    with pytest.raises(ConfigError, match="does not match"):
+        init_from_file(build_model("mirex2016", 20, hidden=6, layers=1, emb_dim=4), first)
+    with pytest.raises(ConfigError, match="does not match"):
+        init_from_file(build_model("mask-ff", 20), first)
+    # a Chimera run started from it trains its new head and keeps the history
+    chimera = tiny_config(clips, arch='"chimera"', init_from=json.dumps(str(first)))
+    chimera.phases = chimera.phases[:1]
+    bundle = load_model(train_phase(chimera, 1, tmp_path / "chimera"))
+    assert bundle.model.heads == ("embedding", "mask")
+    assert bundle.training["curriculum"][-1]["init_from"] == str(first)

@@ -89,7 +89,7 @@ def _model_options(f):
     f = click.option("--mask", default="binary", show_default=True, type=click.Choice(["binary", "soft"]),
                      help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships).")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                     help="Soft k-means sharpness beta in softmax(-beta ||v - c||^2) (with --mask soft).")(f)
+                     help="Soft-mask sharpness beta: memberships softmax(beta * v.c) over the centroids (with --mask soft).")(f)
     return f
 
 

@@ -83,7 +83,7 @@ class Separator:
         mask_from: where the voice mask comes from: ``"clusters"`` (the embeddings), ``"head"`` (the
             network's mask-inference output) or ``"auto"`` (the head when the model has one).
         mask: ``"binary"`` (the paper's) or ``"soft"`` (the head's sigmoid output, or soft k-means
-            memberships ``softmax(-softness * ||v - c||^2)`` for clusters).
+            memberships ``softmax(softness * v . c)`` over the centroids for clusters).
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
             returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.

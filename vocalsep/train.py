@@ -102,6 +102,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
     mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
+    init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
     checkpoint_every: int = 50  # steps
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
@@ -285,7 +286,9 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     earlier: list[dict] = []  # training summaries of the phases this one continues
     last = pdir / "last.pt"
     if phase == 1:
-        if not last.is_file():  # a resumed run gets its statistics back with the weights
+        if cfg.init_from and not last.is_file():
+            earlier = init_from_file(model, cfg.init_from)
+        elif not last.is_file():  # a resumed run gets its statistics back with the weights
             model.set_feature_stats(*feature_stats(train_clips, fx))
     else:
         prev = out / f"phase{phase - 1}" / "best.pt"
@@ -392,6 +395,23 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     _barrier(world)
     log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
     return best_path
+
+
+def init_from_file(model: torch.nn.Module, path: str | Path) -> list[dict]:
+    """Copy a model file's weights into ``model`` (the same network, possibly with extra heads, which
+    keep their fresh initialisation); returns the file's training history, to continue it."""
+    src = load_model(path)
+    try:
+        missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
+    except RuntimeError as exc:  # same names, other sizes
+        raise ConfigError(f"init_from={path}: its network does not match this config's: "
+                          f"{str(exc).splitlines()[-1].strip()[:160]}") from None
+    fresh = [k for k in missing if k.split(".")[0] not in ("mask", "embed")]
+    if unexpected or fresh or len(missing) == len(model.state_dict()):
+        raise ConfigError(f"init_from={path}: its network does not match this config's "
+                          f"(unexpected {sorted(unexpected)[:3]}, missing {sorted(fresh)[:3]})")
+    return src.training.get("curriculum", []) + [
+        {**{k: v for k, v in src.training.items() if k != "curriculum"}, "init_from": str(path)}]
 
 
 def _device(name: str) -> torch.device:
