@@ -146,3 +146,21 @@ def test_sequence_bn_statistics_span_all_ranks(tmp_path):
     for r in range(2):
         got = torch.load(tmp_path / f"bn{r}.pt", weights_only=True)
         assert torch.allclose(got["w"], w, atol=1e-9) and torch.allclose(got["b"], b, atol=1e-9)
+
+
+def test_inference_with_directions_on_two_threads_matches_the_fused_kernel(monkeypatch):
+    import vocalsep.model as mod
+
+    torch.manual_seed(0)
+    m = build_model("mirex2016", 12, hidden=6, layers=2, emb_dim=5).eval()
+    x = torch.randn(3, 17, 12)
+    with torch.inference_mode():
+        parallel = m(x)["embedding"]
+    monkeypatch.setattr(mod, "PARALLEL_DIRECTIONS", False)
+    with torch.inference_mode():
+        fused = m(x)["embedding"]
+    assert torch.allclose(parallel, fused, atol=1e-6)
+    # with gradients enabled (training, or eval under autograd) the fused kernel is always used
+    monkeypatch.setattr(mod, "PARALLEL_DIRECTIONS", True)
+    y = m(x)["embedding"]
+    assert y.requires_grad and torch.allclose(y, fused, atol=1e-6)

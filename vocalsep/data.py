@@ -97,6 +97,9 @@ class RemixConfig:
     source_gain_db: float = 3.0  # each source's gain drawn from +-this around 0 dB (per-clip RMS)
     level_db: tuple[float, float] = (-25.0, 0.0)  # mixture peak level range, dBFS
     silent_voice_prob: float = 0.05  # voice-free examples
+    eq_prob: float = 0.0  # chance that each source gets a random EQ (tilt and one peak, +-eq_db)
+    eq_db: float = 6.0
+    lowpass_prob: float = 0.0  # chance that an example is band-limited (both sources, cutoff 25-90% of Nyquist)
 
 
 class RemixSampler:
@@ -139,12 +142,37 @@ class RemixSampler:
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             a = a * (ga / self.acc_rms[j])
+            if cfg.eq_prob:  # no draws at all when off, so earlier configs keep their random streams
+                v = _random_eq(v, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else v
+                a = _random_eq(a, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else a
+            if cfg.lowpass_prob and rng.random() < cfg.lowpass_prob:
+                cutoff = rng.uniform(0.25, 0.9)
+                v, a = _lowpass(v, cutoff), _lowpass(a, cutoff)
             if rng.random() < cfg.silent_voice_prob:
                 v = np.zeros_like(v)
             peak = max(float(np.abs(v + a).max()), 1e-8)
             level = 10 ** (rng.uniform(*cfg.level_db) / 20) / peak
             voices[b], accs[b] = v * level, a * level
         return voices, accs
+
+
+def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
+    """A random spectral tilt plus one random peak/notch (each within +-max_db), applied by FFT."""
+    spec = np.fft.rfft(x)
+    f = np.linspace(0.0, 1.0, len(spec))  # fraction of Nyquist
+    logf = np.log2(np.maximum(f, 1e-3))
+    tilt = rng.uniform(-max_db, max_db) * (logf - logf.mean()) / max(np.ptp(logf), 1e-9)
+    centre, width = rng.uniform(np.log2(0.01), 0.0), rng.uniform(0.3, 2.0)  # octaves
+    peak = rng.uniform(-max_db, max_db) * np.exp(-0.5 * ((logf - centre) / width) ** 2)
+    return np.fft.irfft(spec * 10 ** ((tilt + peak) / 20), len(x)).astype(np.float32)
+
+
+def _lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:
+    """Band-limit to ``cutoff`` (fraction of Nyquist) with a half-octave raised-cosine roll-off."""
+    spec = np.fft.rfft(x)
+    logf = np.log2(np.maximum(np.linspace(0.0, 1.0, len(spec)), 1e-6) / cutoff)
+    gain = np.where(logf <= 0, 1.0, np.where(logf >= 0.5, 0.0, 0.5 * (1 + np.cos(2 * np.pi * logf))))
+    return np.fft.irfft(spec * gain, len(x)).astype(np.float32)
 
 
 def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -100,10 +100,36 @@ class SequenceBNBLSTM(nn.Module):
         w_ih, b = self.normalized_input_weights(x)
         g = 4 * self.hidden_size
         zeros = torch.zeros(g, dtype=x.dtype, device=x.device)
+        if PARALLEL_DIRECTIONS and x.device.type == "cpu" and not torch.is_grad_enabled():
+            # Inference on the CPU: the recurrence is a chain of small matrix products that keeps one
+            # core busy, so the two directions run at the same time on two threads (the kernel
+            # releases the GIL); the backward one is the forward recurrence on the time-reversed input.
+            def direction(d: int, inp: torch.Tensor, inference: bool) -> torch.Tensor:
+                with torch.inference_mode(inference):
+                    h0 = torch.zeros(1, inp.shape[0], self.hidden_size, dtype=inp.dtype, device=inp.device)
+                    flat = [w_ih[d * g:(d + 1) * g], self.weight_hh[d], b[d * g:(d + 1) * g], zeros]
+                    return torch._VF.lstm(inp, (h0, h0), flat, True, 1, 0.0, False, False, True)[0]
+
+            inference = torch.is_inference_mode_enabled()
+            backward = _direction_pool().submit(direction, 1, x.flip(1), inference)
+            forward = direction(0, x, inference)
+            return torch.cat([forward, backward.result().flip(1)], -1)
         flat = [w_ih[:g], self.weight_hh[0], b[:g], zeros, w_ih[g:], self.weight_hh[1], b[g:], zeros]
         h0 = torch.zeros(2, x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
         out, _, _ = torch._VF.lstm(x, (h0, h0), flat, True, 1, 0.0, self.training, True, True)
         return out
+
+
+PARALLEL_DIRECTIONS = True  # see SequenceBNBLSTM.forward; False runs both directions in one fused call
+_POOL = []
+
+
+def _direction_pool():
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="vocalsep-blstm"))
+    return _POOL[0]
 
 
 class _Normalised(nn.Module):
