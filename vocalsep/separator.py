@@ -49,13 +49,38 @@ def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, mo
     return mask[lo] * (1 - frac) + mask[hi] * frac
 
 
-def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig) -> np.ndarray:
+def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, power: float = 2.0) -> torch.Tensor:
+    """Refine a voice mask Wiener-style: ``P_v / (P_v + P_a)`` from the powers of the two masked
+    estimates, summed over channels and smoothed over ``frames`` STFT frames.
+
+    spec: (batch, channels, frames, bins) complex mixture; mask: (batch, frames, bins) in [0, 1].
+    Where the first mask is confident and the energy is steady the result keeps it; isolated bins
+    and flickering decisions are softened towards their neighbours in time.
+    """
+    mag = spec.abs().pow(power).sum(1)  # (batch, frames, bins)
+    pv, pa = mag * mask.pow(power), mag * (1 - mask).pow(power)
+    if frames > 1:
+        kernel = torch.ones(1, 1, frames, dtype=mag.dtype) / frames
+
+        def smooth(p):  # moving average along time, per bin
+            b, t, f = p.shape
+            q = p.permute(0, 2, 1).reshape(b * f, 1, t)
+            q = torch.nn.functional.conv1d(torch.nn.functional.pad(q, (frames // 2, (frames - 1) // 2), mode="replicate"), kernel)
+            return q.reshape(b, f, t).permute(0, 2, 1)
+
+        pv, pa = smooth(pv), smooth(pa)
+    return pv / (pv + pa).clamp_min(1e-12)
+
+
+def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig,
+                     postfilter: bool = False) -> np.ndarray:
     """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
 
     ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
     on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
-    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights`) and applied to
-    every channel. Returns the masked signal, (batch, channels, samples).
+    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights`), optionally refined
+    by :func:`wiener_postfilter`, and applied to every channel. Returns the masked signal, (batch,
+    channels, samples).
     """
     k, channels, n = audio.shape
     n_fft, hop = output_stft_size(sample_rate, cfg)
@@ -63,7 +88,10 @@ def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, c
     to_bins = _bin_weights(cfg, sample_rate, n_fft).T
     m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
                      for mk in masks]) @ to_bins  # (batch, frames, bins)
-    spec = spec.view(k, channels, *spec.shape[1:]) * m[:, None]
+    spec = spec.view(k, channels, *spec.shape[1:])
+    if postfilter:
+        m = wiener_postfilter(spec, m)
+    spec = spec * m[:, None]
     return istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
 
 
@@ -84,6 +112,8 @@ class Separator:
             network's mask-inference output) or ``"auto"`` (the head when the model has one).
         mask: ``"binary"`` (the paper's) or ``"soft"`` (the head's sigmoid output, or soft k-means
             memberships ``softmax(softness * v . c)`` over the centroids for clusters).
+        postfilter: refine the voice mask on the full-band STFT with :func:`wiener_postfilter`
+            (``reconstruct="full"`` only).
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
             returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
@@ -99,7 +129,7 @@ class Separator:
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
-                 mask: str = "binary", softness: float = 10.0, sources: int = 2):
+                 mask: str = "binary", softness: float = 10.0, sources: int = 2, postfilter: bool = False):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS),
                                      ("clustering method", cluster, METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
@@ -121,6 +151,9 @@ class Separator:
                                   "use mask_from='head' (and 2 sources)")
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
             raise SeparationError("more than 2 sources needs clustering of the embeddings and reconstruct='full'")
+        if postfilter and (reconstruct != "full" or sources > 2):
+            raise SeparationError("the post-filter works on the full-band two-stem output: use reconstruct='full', "
+                                  "sources=2")
         if mask_from == "clusters" and sources == 2:
             voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
         self.bundle = bundle
@@ -130,7 +163,7 @@ class Separator:
             raise SeparationError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'")
         self.model = bundle.model.to(self.device).eval()
         self.reconstruct, self.cluster, self.mask_from, self.mask = reconstruct, cluster, mask_from, mask
-        self.softness, self.sources = float(softness), sources
+        self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
         self.segment_frames, self.overlap = segment_frames, overlap
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.fb = mel_filterbank(self.cfg)
@@ -304,7 +337,7 @@ class Separator:
             acc = np.stack([self._mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n)
                             for i in range(k)])
             return {"vocals": np.repeat(voc[:, None], channels, 1), "accompaniment": np.repeat(acc[:, None], channels, 1)}
-        vocals = apply_band_masks(chunks, masks, sample_rate, c)
+        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter)
         return {"vocals": vocals, "accompaniment": chunks - vocals}
 
     def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:
