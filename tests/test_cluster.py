@@ -85,8 +85,8 @@ def test_batched_kmeans_does_not_depend_on_the_batch():
     from vocalsep.cluster import kmeans_batch
 
     sets = [blobs(100 + 10 * s, [[1, 0], [0, 1], [0.5, 0.5]], seed=s, spread=0.3) for s in range(5)]
-    together = kmeans_batch(sets, 3, seed=4, n_init=2)
-    alone = [kmeans_batch([p], 3, seed=4, n_init=2)[0] for p in sets]
+    together = kmeans_batch(sets, 3, seed=4, n_init=2, pad_to=500)
+    alone = [kmeans_batch([p], 3, seed=4, n_init=2, pad_to=500)[0] for p in sets]
     for a, b in zip(together, alone, strict=True):
         assert np.array_equal(a, b)
     assert kmeans_batch([np.ones((10, 2), np.float32), np.zeros((1, 2), np.float32)], 2) == [None, None]

@@ -62,42 +62,51 @@ def _kmeanspp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
 
 
 def kmeans_batch(points: list[np.ndarray], k: int, seed: int = 0, n_init: int = 1, max_iter: int = 100,
-                 tol: float = 1e-4) -> list[np.ndarray | None]:
+                 tol: float = 1e-4, pad_to: int | None = None) -> list[np.ndarray | None]:
     """k-means++ on several point sets at once; (k, D) float32 centroids per set.
 
-    Each set gets the same seeded random stream whatever else is in the batch, so results do not
-    depend on how chunks are batched. Lloyd iterations run for all sets together and stop per set when
-    its centroids move less than ``tol`` times the mean per-dimension variance of its points (the
-    scikit-learn criterion). A set with fewer than ``k`` distinct points gives None.
+    Each set gets the same seeded random stream whatever else is in the batch, and the sets are
+    zero-padded to ``pad_to`` points (when given, and at least the largest set) so that results do
+    not depend on how chunks are batched. Lloyd iterations run for all sets together in float32 and
+    stop per set when its centroids move less than ``tol`` times the mean per-dimension variance of
+    its points (the scikit-learn criterion). A set with fewer than ``k`` distinct points gives None.
     """
     out: list[np.ndarray | None] = [None] * len(points)
     live = [i for i, p in enumerate(points) if len(p) >= k and np.ptp(p, axis=0).max() >= 1e-6]
     if not live:
         return out
-    size = max(len(points[i]) for i in live)
+    size = max([len(points[i]) for i in live] + [pad_to or 0])
     dim = points[live[0]].shape[1]
-    x = np.zeros((len(live), size, dim), np.float64)
-    w = np.zeros((len(live), size), np.float64)
+    x = np.zeros((len(live), size, dim), np.float32)
+    w = np.zeros((len(live), size), np.float32)
     for j, i in enumerate(live):
         x[j, :len(points[i])] = points[i]
         w[j, :len(points[i])] = 1.0
+    xx = (x.astype(np.float64) ** 2).sum(-1)
     thresh = tol * np.array([points[i].astype(np.float64).var(0).mean() for i in live])
     best_c, best_inertia = None, np.full(len(live), np.inf)
+
+    def per_set(a, b):  # a[j] @ b[j], each on fresh contiguous copies: the same bits whatever the batch holds
+        return np.stack([np.ascontiguousarray(a[j]) @ np.ascontiguousarray(b[j]) for j in range(len(a))])
+
+    def distances(c):  # squared distances, (sets, points, k)
+        return xx[..., None] + ((c.astype(np.float64) ** 2).sum(-1)[:, None] - 2 * per_set(x, c.transpose(0, 2, 1)))
+
     for init in range(n_init):
         c = np.stack([_kmeanspp_init(points[i].astype(np.float64), k, np.random.default_rng([seed, init]))
-                      for i in live])
+                      for i in live]).astype(np.float32)
         active = np.ones(len(live), bool)
         for _ in range(max_iter):
-            d = ((x[:, :, None, :] - c[:, None]) ** 2).sum(-1)  # (sets, points, k)
-            onehot = (d.argmin(-1)[..., None] == np.arange(k)) * w[..., None]
+            onehot = (distances(c).argmin(-1)[..., None] == np.arange(k)) * w[..., None]  # (sets, points, k)
             counts = onehot.sum(1)
-            new = np.where(counts[..., None] > 0, np.einsum("spk,spd->skd", onehot, x) / np.maximum(counts, 1)[..., None], c)
-            shift = ((new - c) ** 2).sum((1, 2))
+            sums = per_set(onehot.transpose(0, 2, 1), x)  # (sets, k, D)
+            new = np.where(counts[..., None] > 0, sums / np.maximum(counts, 1)[..., None], c).astype(np.float32)
+            shift = ((new.astype(np.float64) - c) ** 2).sum((1, 2))
             c = np.where(active[:, None, None], new, c)
             active &= shift > thresh
             if not active.any():
                 break
-        inertia = (((x[:, :, None, :] - c[:, None]) ** 2).sum(-1).min(-1) * w).sum(1)
+        inertia = (distances(c).min(-1) * w).sum(1)
         better = inertia < best_inertia
         best_c = c if best_c is None else np.where(better[:, None, None], c, best_c)
         best_inertia = np.minimum(inertia, best_inertia)
@@ -147,7 +156,7 @@ def fit_centroids(embeddings: np.ndarray, loud: np.ndarray, method: str = "kmean
         raise ClusterError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
     pts = [sample_loud(e, m, max_fit_points, seed) for e, m in zip(embeddings, loud, strict=True)]
     if method == "kmeans":
-        return kmeans_batch(pts, k, seed, n_init)
+        return kmeans_batch(pts, k, seed, n_init, pad_to=max_fit_points)
     if method == "meanshift":
         return [mean_shift(p, seed) for p in pts]
     return [kmeans_sklearn(p, k, seed, n_init)[0].astype(np.float32)
