@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from conftest import song
+from conftest import song, tiny_bundle
 from vocalsep.checkpoint import ModelBundle, load_model, save_model
 from vocalsep.cli import main
 from vocalsep.features import FeatureConfig
@@ -132,5 +132,6 @@ def test_mask_only_model_file_round_trip(tmp_path):
     assert torch.equal(loaded.model(x)["mask"], model(x)["mask"])
     x = song(1.0, 16000, 1)[0]
     soft = Separator(loaded, mask="soft").separate(x, 16000)
-    hard = Separator(loaded).separate(x, 16000)
+    hard = Separator(loaded, mask="binary").separate(x, 16000)
+    assert Separator(loaded).mask == "soft" and Separator(tiny_bundle()).mask == "binary"  # auto
     assert not np.allclose(soft["vocals"], hard["vocals"])

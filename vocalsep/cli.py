@@ -86,8 +86,9 @@ def _model_options(f):
                      type=click.Choice(["auto", "clusters", "head"]),
                      help="Voice mask from clustering the embeddings or from the model's mask head "
                           "(auto: the head when the model has one).")(f)
-    f = click.option("--mask", default="binary", show_default=True, type=click.Choice(["binary", "soft"]),
-                     help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships).")(f)
+    f = click.option("--mask", default="auto", show_default=True, type=click.Choice(["auto", "binary", "soft"]),
+                     help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships); "
+                          "auto: soft from a mask head, binary from clusters.")(f)
     f = click.option("--postfilter", is_flag=True,
                      help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time).")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),

@@ -20,7 +20,7 @@ from .features import (FeatureConfig, istft, log_mel, mel_filterbank, mel_invers
                        mel_to_bin_weights, silence_weights, stft)
 
 RECONSTRUCTIONS = ("full", "mel")
-MASKS = ("binary", "soft")
+MASKS = ("auto", "binary", "soft")
 MASK_SOURCES = ("auto", "clusters", "head")
 
 
@@ -111,7 +111,8 @@ class Separator:
         mask_from: where the voice mask comes from: ``"clusters"`` (the embeddings), ``"head"`` (the
             network's mask-inference output) or ``"auto"`` (the head when the model has one).
         mask: ``"binary"`` (the paper's) or ``"soft"`` (the head's sigmoid output, or soft k-means
-            memberships ``softmax(softness * v . c)`` over the centroids for clusters).
+            memberships ``softmax(softness * v . c)`` over the centroids for clusters); ``"auto"``:
+            soft from a mask head, binary from clusters (the best of each on validation).
         postfilter: refine the voice mask on the full-band STFT with :func:`wiener_postfilter`
             (``reconstruct="full"`` only).
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
@@ -129,7 +130,7 @@ class Separator:
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
-                 mask: str = "binary", softness: float = 10.0, sources: int = 2, postfilter: bool = False):
+                 mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool = False):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS),
                                      ("clustering method", cluster, METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
@@ -144,6 +145,8 @@ class Separator:
         heads = tuple(getattr(bundle.model, "heads", ("embedding",)))
         if mask_from == "auto":
             mask_from = "head" if "mask" in heads and sources == 2 else "clusters"
+        if mask == "auto":
+            mask = "soft" if mask_from == "head" else "binary"
         if mask_from == "head" and "mask" not in heads:
             raise SeparationError("this model has no mask-inference head; use mask_from='clusters'")
         if mask_from == "clusters" and "embedding" not in heads:

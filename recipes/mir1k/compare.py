@@ -6,7 +6,8 @@
 Each system trains from scratch with recipes/mir1k/conf.toml (MIR-1K training split, remixing,
 silence weights), its own architecture at the size of its paper, for ``--minutes`` of wall-clock time
 on 100-frame chunks (one torch thread each, ``--jobs`` systems at a time), then is scored on the
-validation clips (voice GNSDR/GSIR/GSAR, k-means++ or the mask head, binary masks). The separation
+validation clips (voice GNSDR/GSIR/GSAR) with the separator's defaults: binary masks from
+k-means++ for embedding networks, the head's soft mask for networks with a mask head. The separation
 real-time factor is measured afterwards, one system at a time with every core, on 60 s of generated
 44.1 kHz stereo. Results are kept per system in ``EXP/<system>/result.json``; re-running skips the
 systems already done (a training cut short resumes). Prints one table.
@@ -76,7 +77,7 @@ def train_and_score(name: str, minutes: float, exp: Path, data: str) -> dict:
     res = {"system": name, "arch": bundle.arch, "origin": SYSTEMS[name][2],
            "params": sum(p.numel() for p in bundle.model.parameters()),
            "epochs": len(log), "steps": log[-1]["step"], "s_per_epoch": 60 * log[-1]["minutes"] / len(log),
-           "best_epoch": bundle.training["best_epoch"], "mask_from": sep.mask_from,
+           "best_epoch": bundle.training["best_epoch"], "mask_from": f"{sep.mask_from} ({sep.mask})",
            "gnsdr": scores["vocals"]["GNSDR"], "gsir": scores["vocals"]["GSIR"], "gsar": scores["vocals"]["GSAR"],
            "voice_pick": scores.get("voice_pick_accuracy")}
     result_file.write_text(json.dumps(res, indent=2) + "\n")

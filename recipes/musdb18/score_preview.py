@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reconstruct", default="full", choices=["full", "mel"])
     ap.add_argument("--cluster", default="kmeans", choices=["kmeans", "kmeans-sklearn", "meanshift", "prototype"])
     ap.add_argument("--mask-from", default="auto", choices=["auto", "clusters", "head"])
-    ap.add_argument("--mask", default="binary", choices=["binary", "soft"])
+    ap.add_argument("--mask", default="auto", choices=["auto", "binary", "soft"])
     ap.add_argument("--out", default=None, help="also write the estimates as wav files here")
     args = ap.parse_args(argv)
 
