@@ -148,6 +148,7 @@ def test_wiener_postfilter_keeps_confident_masks_and_smooths_flicker():
 def test_postfilter_keeps_mixture_consistency(bundle):
     x = song(2.0, 44100, 2)
     out = Separator(bundle, segment_frames=100, postfilter=True).separate(x, 44100)
-    plain = Separator(bundle, segment_frames=100).separate(x, 44100)
+    plain = Separator(bundle, segment_frames=100, postfilter=False).separate(x, 44100)
+    assert Separator(bundle).postfilter and not Separator(bundle, reconstruct="mel").postfilter  # default
     assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
     assert not np.allclose(out["vocals"], plain["vocals"])

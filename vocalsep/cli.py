@@ -89,8 +89,9 @@ def _model_options(f):
     f = click.option("--mask", default="auto", show_default=True, type=click.Choice(["auto", "binary", "soft"]),
                      help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships); "
                           "auto: soft from a mask head, binary from clusters.")(f)
-    f = click.option("--postfilter", is_flag=True,
-                     help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time).")(f)
+    f = click.option("--postfilter/--no-postfilter", default=None,
+                     help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time); "
+                          "default: on for --reconstruct full with two stems.")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                      help="Soft-mask sharpness beta: memberships softmax(beta * v.c) over the centroids (with --mask soft).")(f)
     return f
