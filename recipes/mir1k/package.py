@@ -1,6 +1,7 @@
 """Bundle a trained model into the vocalsep package (int8 weight storage) and register it.
 
-    python recipes/mir1k/package.py exp/mir1k_default/phase2/best.pt --name mir1k-blstm [--default]
+    python recipes/mir1k/package.py exp/mir1k_default/chimera/phase1/best.pt --name mir1k-chimera [--default]
+                                    [--replace OLD_NAME]
 
 Writes vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training
 summary) in vocalsep/pretrained/registry.json.
@@ -21,6 +22,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True)
     ap.add_argument("--default", action="store_true", help="make it the default model")
     ap.add_argument("--description", default="3x256 sequence-BN BLSTM deep clustering trained on MIR-1K (abjones, amy)")
+    ap.add_argument("--replace", metavar="NAME", help="remove this bundled model (file and registry entry)")
     ap.add_argument("--license", default="research use only (trained on MIR-1K)")
     args = ap.parse_args(argv)
 
@@ -34,6 +36,11 @@ def main(argv=None) -> int:
     reg = json.loads(reg_path.read_text())
     reg["models"][args.name] = {"file": dest.name, "sha256": file_sha256(dest), "description": args.description,
                                 "license": args.license, "training": bundle.training}
+    if args.replace and args.replace != args.name and args.replace in reg["models"]:
+        old = reg["models"].pop(args.replace)
+        (ROOT / "vocalsep" / "pretrained" / old["file"]).unlink(missing_ok=True)
+        if reg.get("default") == args.replace:
+            reg["default"] = args.name
     if args.default or not reg.get("default"):
         reg["default"] = args.name
     reg_path.write_text(json.dumps(reg, indent=2) + "\n")

@@ -4,13 +4,14 @@
 #   recipes/mir1k/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--set key=value]...
 #
 # Stages: 0 check the data, 1 train on 100-frame chunks, 2 continue on 500-frame chunks,
-#         3 separate the held-out test clips, 4 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
-#         5 bundle the model into the package (half precision) and register it.
+#         3 add a mask-inference head and fine-tune both (Chimera, conf_chimera.toml),
+#         4 separate the held-out test clips, 5 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
+#         6 bundle the model into the package (int8 weight storage) and register it.
 # Everything a run makes goes under exp/<tag>/. Re-running a training stage resumes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=4; tag=mir1k_default; data=../shared/data/mir1k; sets=()
+stage=0; stop_stage=5; tag=mir1k_default; data=../shared/data/mir1k; sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -35,17 +36,23 @@ if want 0; then
   done
 fi
 train_stages
+model=$exp/chimera/phase1/best.pt
 if want 3; then
-  echo "stage 3: separating the held-out test clips"
-  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$exp/phase2/best.pt" \
-     --out "$exp/test" --separate-only
+  echo "stage 3: Chimera fine-tuning from $exp/phase2/best.pt"
+  vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/chimera" --set data_root="$data" \
+     --set init_from="$exp/phase2/best.pt" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
 fi
 if want 4; then
-  echo "stage 4: scoring"
-  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$exp/phase2/best.pt" \
-     --out "$exp/test" | tee "$exp/test/results.txt"
+  echo "stage 4: separating the held-out test clips"
+  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$model" --out "$exp/test" --separate-only
 fi
 if want 5; then
-  echo "stage 5: bundling the model"
-  python recipes/mir1k/package.py "$exp/phase2/best.pt" --name mir1k-blstm --default
+  echo "stage 5: scoring"
+  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$model" --out "$exp/test" \
+     | tee "$exp/test/results.txt"
+fi
+if want 6; then
+  echo "stage 6: bundling the model"
+  python recipes/mir1k/package.py "$model" --name mir1k-chimera --default --replace mir1k-blstm \
+     --description "3x256 sequence-BN BLSTM, deep clustering + mask head (Chimera), trained on MIR-1K (abjones, amy)"
 fi
