@@ -101,3 +101,20 @@ def test_registry_names_resolve():
     assert reg["default"]
     with pytest.raises(ModelFileError, match="neither a bundled model"):
         resolve_model("no-such-model")
+
+
+def test_bundled_default_model_loads_and_separates():
+    import numpy as np
+
+    from conftest import song
+    from vocalsep.separator import Separator
+
+    reg = registry()
+    path, sha = resolve_model(None)
+    assert sha == reg["models"][reg["default"]]["sha256"]
+    sep = Separator.from_pretrained()  # checksum verified
+    assert sep.mask_from == "head" and sep.mask == "soft" and sep.postfilter  # the defaults its card reports
+    assert sep.bundle.model.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
+    x = song(2.0, 44100, 2)
+    out = sep.separate(x, 44100)
+    assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
