@@ -164,3 +164,12 @@ def test_inference_with_directions_on_two_threads_matches_the_fused_kernel(monke
     monkeypatch.setattr(mod, "PARALLEL_DIRECTIONS", True)
     y = m(x)["embedding"]
     assert y.requires_grad and torch.allclose(y, fused, atol=1e-6)
+
+
+def test_only_the_heads_asked_for_are_computed():
+    m = build_model("chimera", 12, hidden=6, layers=1, emb_dim=5).eval()
+    x = torch.randn(2, 9, 12)
+    full = m(x)
+    mask_only = m(x, heads=("mask",))
+    assert set(mask_only) == {"mask"} and torch.equal(mask_only["mask"], full["mask"])
+    assert set(m(x, heads=("embedding",))) == {"embedding"}

@@ -75,7 +75,7 @@ class BandEmbedding(nn.Module):
         super().__init__()
         self.edges = edges
 
-    def forward(self, logmel):
+    def forward(self, logmel, heads=None):
         b, t, f = logmel.shape
         groups = torch.bucketize(torch.arange(f), torch.tensor(self.edges))
         emb = torch.nn.functional.one_hot(groups, 4).float()[None, None].expand(b, t, f, 4)

@@ -113,7 +113,8 @@ class GatedConvDC(_Normalised):
             self.decoder = nn.ModuleList(_GatedUp(2 * C if self.skip else C, C, k, dropout) for _ in range(n_down))
             self.embed = nn.Conv2d(C, emb_dim, 1)
 
-    def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        # one head only: ``heads`` is accepted for the common interface
         h = self.normalise(logmel).transpose(1, 2)  # (B, F, T)
         B, n_f, T = h.shape
         if self.variant.startswith("1d"):

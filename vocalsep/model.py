@@ -2,7 +2,8 @@
 
 Every network returns ``{"embedding": (batch, frames, bands, emb_dim) unit-norm}`` (deep
 clustering), ``{"mask": (batch, frames, bands) in [0, 1]}`` (mask regression: the voice's mask), or
-both (Chimera); its ``heads`` attribute says which. ``ARCHITECTURES`` names the configurations a model
+both (Chimera); its ``heads`` attribute says which, and ``forward(logmel, heads=(...))`` computes only
+the heads asked for. ``ARCHITECTURES`` names the configurations a model
 file or a training config may ask for. The default, ``mirex2016``, is the network of Luo, Chen and
 Ellis's MIREX 2016 submission.
 """
@@ -171,13 +172,15 @@ class DeepClusteringBLSTM(_Normalised):
         self.embed = nn.Linear(2 * hidden, n_bands * emb_dim)
         self.mask = nn.Linear(2 * hidden, n_bands) if mask_head else None
 
-    def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         h = self.normalise(logmel)
         for layer in self.rnn:
             h = self.dropout(layer(h))
-        v = self.embed(h).unflatten(-1, (self.n_bands, self.emb_dim))
-        out = {"embedding": F.normalize(v, dim=-1)}
-        if self.mask is not None:
+        out = {}
+        if heads is None or "embedding" in heads:  # the largest layer: skipped when only the mask is wanted
+            v = self.embed(h).unflatten(-1, (self.n_bands, self.emb_dim))
+            out["embedding"] = F.normalize(v, dim=-1)
+        if self.mask is not None and (heads is None or "mask" in heads):
             out["mask"] = torch.sigmoid(self.mask(h))
         return out
 
@@ -207,7 +210,7 @@ class MaskRegression(_Normalised):
             out = hidden * (2 if kind == "blstm" else 1)
         self.out = nn.Linear(out, n_bands)
 
-    def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         h = self.normalise(logmel)
         if self.kind == "ff":
             if self.context:

@@ -292,19 +292,20 @@ class Separator:
         return fn
 
     @torch.inference_mode()
-    def infer(self, mono16: np.ndarray):
+    def infer(self, mono16: np.ndarray, heads: tuple[str, ...] | None = None):
         """(batch, samples) mono at the model rate -> the network's heads (``embedding`` (batch, frames,
-        bands, D) and/or ``mask`` (batch, frames, bands)), mel magnitudes (batch, frames, bands) and
-        the complex STFT (batch, frames, bins)."""
+        bands, D) and/or ``mask`` (batch, frames, bands); by default those this separator uses), mel
+        magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins)."""
         c = self.cfg
         spec = stft(torch.from_numpy(np.atleast_2d(mono16)), c.n_fft, c.hop_length)
         mel = mel_magnitude(spec, self.fb)
-        heads = {k: v.float().cpu() for k, v in self.model(log_mel(mel, c).to(self.device)).items()}
-        return heads, mel, spec
+        wanted = heads or (("mask",) if self.mask_from == "head" else ("embedding",))
+        out = self.model(log_mel(mel, c).to(self.device), heads=wanted)
+        return {k: v.float().cpu() for k, v in out.items()}, mel, spec
 
     def embed(self, mono16: np.ndarray):
         """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""
-        heads, mel, spec = self.infer(mono16)
+        heads, mel, spec = self.infer(mono16, heads=("embedding",))
         return heads["embedding"], mel, spec
 
     def masks(self, heads: dict, mel: torch.Tensor) -> torch.Tensor:
