@@ -57,16 +57,15 @@ def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, p
     Where the first mask is confident and the energy is steady the result keeps it; isolated bins
     and flickering decisions are softened towards their neighbours in time.
     """
-    mag = spec.abs().pow(power).sum(1)  # (batch, frames, bins)
+    mag = torch.view_as_real(spec).square().sum(-1)  # |X|^2, cheaper than abs() of complex
+    mag = (mag if power == 2.0 else mag.pow(power / 2)).sum(1)  # (batch, frames, bins)
     pv, pa = mag * mask.pow(power), mag * (1 - mask).pow(power)
-    if frames > 1:
-        kernel = torch.ones(1, 1, frames, dtype=mag.dtype) / frames
-
-        def smooth(p):  # moving average along time, per bin
-            b, t, f = p.shape
-            q = p.permute(0, 2, 1).reshape(b * f, 1, t)
-            q = torch.nn.functional.conv1d(torch.nn.functional.pad(q, (frames // 2, (frames - 1) // 2), mode="replicate"), kernel)
-            return q.reshape(b, f, t).permute(0, 2, 1)
+    if frames > 1:  # moving average over time (edges repeated), by cumulative sums
+        def smooth(p):
+            left, right = frames // 2, (frames - 1) // 2
+            q = torch.cat([p[:, :1].expand(-1, left, -1), p, p[:, -1:].expand(-1, right, -1)], 1)
+            c = torch.nn.functional.pad(q.double().cumsum(1), (0, 0, 1, 0))
+            return ((c[:, frames:] - c[:, :-frames]) / frames).to(p.dtype)
 
         pv, pa = smooth(pv), smooth(pa)
     return pv / (pv + pa).clamp_min(1e-12)
