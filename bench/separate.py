@@ -1,6 +1,7 @@
 """Benchmark `vocalsep split`: wall time, real-time factor and peak memory for several input lengths.
 
     python bench/separate.py [--minutes 1 3 10 60] [--repeat 3] [--model NAME|PATH] [--sr 44100]
+                             [--split-args "--mask-from clusters ..."]
 
 Each run is a fresh `python -m vocalsep.cli split` process (model load included) on a generated
 stereo 16-bit wav; peak RSS is the child's maximum resident set size. Prints the median over
@@ -37,8 +38,8 @@ def make_input(path: Path, minutes: float, sr: int) -> None:
             f.write(np.stack([voice + music, voice + 0.8 * music], 1))
 
 
-def run_split(src: Path, out: Path, model: str | None) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(out), "--force"]
+def run_split(src: Path, out: Path, model: str | None, extra: list[str] = ()) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(out), "--force", *extra]
     if model:
         cmd += ["--model", model]
     t0 = time.perf_counter()
@@ -86,18 +87,22 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--model", default=None)
     ap.add_argument("--sr", type=int, default=44100)
+    ap.add_argument("--split-args", default="", help="extra `vocalsep split` options, one string")
     args = ap.parse_args(argv)
+    extra = args.split_args.split()
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}")
+    if extra:
+        print("split options:", " ".join(extra))
     print(f"{'input':>10s} {'wall s (median)':>16s} {'RTF':>8s} {'peak RSS MiB':>13s}  runs")
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         for minutes in args.minutes:
             src = d / f"bench_{minutes:g}min.wav"
             make_input(src, minutes, args.sr)
-            runs = [run_split(src, d / "out", args.model) for _ in range(args.repeat)]
+            runs = [run_split(src, d / "out", args.model, extra) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in runs)
             rss = statistics.median(r[1] for r in runs)
             print(f"{minutes:>8g} m {wall:16.2f} {wall / (minutes * 60):8.4f} {rss:13.0f}  "
