@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     print(f"\n{args.arch} {over or '(paper size)'}: training step on {args.batch} x {args.frames} frames: "
           f"{sec:.3f} s (median of {args.steps}) = {fps:.0f} frames/s = {fps * 128 / 16000:.1f} s of 16 kHz audio per s")
 
-    print(f"\ndeep clustering loss, forward + backward, D = 20, 2 sources (median of 5):")
+    print("\ndeep clustering loss, forward + backward, D = 20, 2 sources (median of 5):")
     print(f"{'bins N':>10s} {'low-rank ms':>12s} {'ms per 1k bins':>15s} {'naive N x N ms':>15s}")
     for n in (int(b) for b in args.bins):
         v = torch.nn.functional.normalize(torch.randn(1, n, 20), dim=-1).requires_grad_()
