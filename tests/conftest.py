@@ -36,6 +36,17 @@ def song(seconds: float, sr: int, channels: int = 2, seed: int = 0) -> np.ndarra
     return np.stack(out).astype(np.float32)
 
 
+def write_mir1k_clips(root, n: int, seconds: float, acc_gain: float = 0.5):
+    """MIR-1K-style stereo clips (left accompaniment, right voice, 16 kHz) in ``root/train``."""
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        acc = song(seconds, 16000, 1, seed=i)[0] * acc_gain
+        t = np.arange(len(acc)) / 16000
+        voice = 0.3 * np.sin(2 * np.pi * (330 + 40 * i) * t * (1 + 0.01 * np.sin(2 * np.pi * 4 * t)))
+        sf.write(root / "train" / f"c_{i}.wav", np.stack([acc, voice], 1), 16000)
+    return root
+
+
 @pytest.fixture
 def bundle():
     return tiny_bundle()

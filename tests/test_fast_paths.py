@@ -1,9 +1,7 @@
 """Accelerated paths score within 0.1 dB of their reference paths (GNSDR on generated clips)."""
-import numpy as np
 import pytest
-import soundfile as sf
 
-from conftest import song
+from conftest import write_mir1k_clips
 from vocalsep.checkpoint import load_model, save_model
 from vocalsep.evaluate import evaluate_mir1k
 from vocalsep.separator import Separator
@@ -12,14 +10,7 @@ from vocalsep.train import load_config, train_phase
 
 @pytest.fixture(scope="module")
 def mir1k_like(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mir1k")
-    (root / "train").mkdir()
-    for i in range(4):
-        acc = song(6.0, 16000, 1, seed=i)[0] * 0.6
-        t = np.arange(len(acc)) / 16000
-        voice = 0.3 * np.sin(2 * np.pi * (330 + 40 * i) * t * (1 + 0.01 * np.sin(2 * np.pi * 4 * t)))
-        sf.write(root / "train" / f"c_{i}.wav", np.stack([acc, voice], 1), 16000)
-    return root
+    return write_mir1k_clips(tmp_path_factory.mktemp("mir1k"), 4, 6.0, acc_gain=0.6)
 
 
 @pytest.fixture(scope="module")

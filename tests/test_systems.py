@@ -3,12 +3,11 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from click.testing import CliRunner
 from torch import nn
 
-from conftest import song, tiny_bundle
+from conftest import song, tiny_bundle, write_mir1k_clips
 from vocalsep.checkpoint import ModelBundle, load_model, save_model
 from vocalsep.cli import main
 from vocalsep.features import FeatureConfig
@@ -28,13 +27,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mir1k")
-    (root / "train").mkdir()
-    for i in range(3):
-        acc = song(1.5, 16000, 1, seed=i)[0] * 0.5
-        voice = 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * np.arange(24000) / 16000)
-        sf.write(root / "train" / f"s_{i}.wav", np.stack([acc, voice], 1), 16000)
-    return root
+    return write_mir1k_clips(tmp_path_factory.mktemp("mir1k"), 3, 1.5)
 
 
 def test_every_architecture_has_a_tiny_test_config():
