@@ -238,7 +238,6 @@ for _variant in _GCDC_VARIANTS:  # Li & Kameoka's five GCDC variants; 1D convolu
     ARCHITECTURES[f"gcdc-{_variant}"] = (GatedConvDC, dict(variant=_variant, layers=5, emb_dim=20,
                                                           channels=256 if _variant.startswith("1d") else 32))
 MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
-HEADS = ("embedding", "mask")
 
 
 def build_model(arch: str, n_bands: int, **overrides) -> nn.Module:
