@@ -128,3 +128,41 @@ def test_mask_only_model_file_round_trip(tmp_path):
     hard = Separator(loaded, mask="binary").separate(x, 16000)
     assert Separator(loaded).mask == "soft" and Separator(tiny_bundle()).mask == "binary"  # auto
     assert not np.allclose(soft["vocals"], hard["vocals"])
+
+
+def test_sources_keep_their_numbers_through_a_long_file():
+    cfg = FeatureConfig(n_mels=40)
+    from vocalsep.features import mel_filterbank
+
+    fb = mel_filterbank(cfg)
+    hz = (fb * torch.arange(fb.shape[1])).sum(1) / fb.sum(1) * cfg.sample_rate / cfg.n_fft
+    edges = [int((hz < 700).sum()), int((hz < 3000).sum())]
+    # no voice rule: the first chunk orders its clusters by size, later chunks follow the first
+    bundle = ModelBundle(model=BandEmbedding(edges), features=cfg, arch="test", model_kwargs={}, voice_rule=None)
+    sr, n = 16000, 16000 * 14
+    t = np.arange(n) / sr
+    rise = np.clip((t - 5) / 4, 0, 1)  # the low tone fades out and the high one in, half-way through
+    srcs = [(0.5 - 0.45 * rise) * np.sin(2 * np.pi * 200 * t), 0.2 * np.sin(2 * np.pi * 1500 * t),
+            (0.05 + 0.45 * rise) * np.sin(2 * np.pi * 5000 * t)]
+    mix = sum(srcs).astype(np.float32)
+    sep = Separator(bundle, sources=3, batch=2)
+    out = sep.separate(mix, sr)
+    assert sep.segment_length(sr) < n // 3  # several chunks
+    for name, est in out.items():
+        owner = []
+        for half in (slice(sr, n // 2 - sr), slice(n // 2 + 3 * sr, n - sr)):
+            owner.append(int(np.argmax([abs(np.dot(est[half], s[half])) for s in srcs])))
+        assert owner[0] == owner[1], (name, owner)  # the same tone before and after the levels cross
+    assert sorted(int(np.argmax([abs(np.dot(e, s)) for s in srcs])) for e in out.values()) == [0, 1, 2]
+
+
+def test_best_match_finds_the_permutation():
+    from vocalsep.cluster import _best_match
+
+    rng = np.random.default_rng(0)
+    for k in (3, 9):  # exhaustive, then greedy
+        prev = np.linalg.qr(rng.standard_normal((12, 12)))[0][:k]
+        perm = rng.permutation(k)
+        cents = prev[perm] + 0.01 * rng.standard_normal((k, 12))
+        order = _best_match(prev, cents)
+        assert np.array_equal(perm[order], np.arange(k))

@@ -228,14 +228,33 @@ def voice_mask(embedding: np.ndarray, loud: np.ndarray, rule: dict | None, metho
     return voice_masks(embedding[None], loud[None], rule, method, seed, n_init, max_fit_points, softness)[0]
 
 
+def _best_match(previous: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """The order of ``centroids`` closest to ``previous`` (the permutation of largest total dot product;
+    exhaustive for up to 7 sources, greedy beyond)."""
+    sim = previous @ centroids.T  # (k, k)
+    k = len(sim)
+    if k <= 7:
+        from itertools import permutations
+
+        return np.array(max(permutations(range(k)), key=lambda p: sum(sim[i, j] for i, j in enumerate(p))))
+    order, free = np.zeros(k, int), set(range(k))
+    for i in np.argsort(-sim.max(1)):
+        order[i] = max(free, key=lambda j: sim[i, j])
+        free.remove(order[i])
+    return order
+
+
 def source_masks(embeddings: np.ndarray, loud: np.ndarray, k: int, rule: dict | None = None, seed: int = 0,
-                 n_init: int = 1, max_fit_points: int | None = None) -> np.ndarray:
+                 n_init: int = 1, max_fit_points: int | None = None, track: dict | None = None) -> np.ndarray:
     """Binary masks of ``k`` k-means++ clusters per chunk, (batch, k, frames, bands) float32 summing to 1.
 
     Hershey et al.'s N-source deep clustering: a model trained on two-source mixtures clusters into
     ``k`` sources. Clusters are ordered by their centroid's projection on the voice direction when the
     model has a voice rule (source 1 the most voice-like), otherwise by their share of the loud bins.
-    A chunk with nothing to split goes wholly to source 1.
+    With ``track`` (a dict kept across the calls for one recording, initially empty) only the first
+    chunk is ordered that way; every later one takes the order whose centroids best match the
+    previous chunk's, so a source keeps its number through a long file. A chunk with nothing to split
+    goes wholly to source 1.
     """
     if k < 2:
         raise ClusterError(f"the number of sources must be at least 2, got {k}")
@@ -246,9 +265,13 @@ def source_masks(embeddings: np.ndarray, loud: np.ndarray, k: int, rule: dict | 
             out[i, 0] = 1.0
             continue
         member = assign(embeddings[i], cents)  # (t, f, k)
-        if rule:
+        if track is not None and "centroids" in track:
+            order = _best_match(track["centroids"], cents)
+        elif rule:
             order = np.argsort(-(cents @ voice_direction(rule)), kind="stable")
         else:
             order = np.argsort(-(member * loud[i][..., None]).sum((0, 1)), kind="stable")
+        if track is not None:
+            track["centroids"] = cents[order]
         out[i] = np.moveaxis(member[..., order], -1, 0)
     return out

@@ -284,10 +284,12 @@ class Separator:
         return np.ascontiguousarray(x, np.float32)
 
     def _chunk_fn(self, sample_rate: int, check: bool = False):
+        track: dict = {}  # one recording's cluster order, carried from chunk to chunk (sources > 2)
+
         def fn(chunks: np.ndarray) -> dict[str, np.ndarray]:
             if check:
                 _check_finite(chunks)
-            return self.separate_chunks(chunks, sample_rate)
+            return self.separate_chunks(chunks, sample_rate, track)
         return fn
 
     @torch.inference_mode()
@@ -307,9 +309,9 @@ class Separator:
         heads, mel, spec = self.infer(mono16, heads=("embedding",))
         return heads["embedding"], mel, spec
 
-    def masks(self, heads: dict, mel: torch.Tensor) -> torch.Tensor:
+    def masks(self, heads: dict, mel: torch.Tensor, track: dict | None = None) -> torch.Tensor:
         """Masks on the model grid: (batch, frames, bands) for the voice, or (batch, sources, frames,
-        bands) when ``sources`` > 2."""
+        bands) when ``sources`` > 2 (``track``: see :func:`~vocalsep.cluster.source_masks`)."""
         if self.mask_from == "head":
             m = heads["mask"]
             return m if self.mask == "soft" else (m > 0.5).float()
@@ -317,21 +319,22 @@ class Separator:
         emb = heads["embedding"].numpy()
         if self.sources > 2:
             return torch.from_numpy(source_masks(emb, loud, self.sources, self.bundle.voice_rule, self.seed,
-                                                 self.n_init, self.fit_points))
+                                                 self.n_init, self.fit_points, track))
         soft = self.softness if self.mask == "soft" else None
         return torch.from_numpy(voice_masks(emb, loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init,
                                             self.fit_points, soft))
 
-    def separate_chunks(self, chunks: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+    def separate_chunks(self, chunks: np.ndarray, sample_rate: int, track: dict | None = None) -> dict[str, np.ndarray]:
         """Separate a batch of chunks, (batch, channels, samples) float32 -> ``{stem: same shape}``.
 
-        The network and the clustering run once for the whole batch.
+        The network and the clustering run once for the whole batch. ``track`` carries the source
+        order from one batch of a recording to the next when ``sources`` > 2.
         """
         c = self.cfg
         k, channels, n = chunks.shape
         mono16 = np.stack([resample(ch.mean(0), sample_rate, c.sample_rate) for ch in chunks])
         heads, mel, spec16 = self.infer(mono16)
-        masks = self.masks(heads, mel)
+        masks = self.masks(heads, mel, track)
         if self.sources > 2:  # every source but the last masked; the last is what remains
             out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c) for i in range(self.sources - 1)}
             out[f"source{self.sources}"] = chunks - sum(out.values())
