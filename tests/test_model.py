@@ -132,6 +132,11 @@ def _bn_rank(rank, world, init_file, out_dir):
     x = torch.randn(4, 10, 4, dtype=torch.float64) * 2 + 1
     w, b = layer.normalized_input_weights(x[rank * 2:(rank + 1) * 2])
     torch.save({"w": w.detach(), "b": b.detach()}, f"{out_dir}/bn{rank}.pt")
+    # tear down only when both ranks are done with every group (the statistics use a group of their own)
+    import vocalsep.model as mod
+
+    dist.barrier()
+    mod._STATS_GROUP.clear()
     dist.destroy_process_group()
 
 
