@@ -29,8 +29,25 @@ def _stats_group():
     and backward) never interleave with DistributedDataParallel's gradient all-reduces."""
     key = id(torch.distributed.distributed_c10d._get_default_group())
     if key not in _STATS_GROUP:
+        if not _STATS_GROUP:
+            import atexit
+
+            atexit.register(_release_stats_groups)
         _STATS_GROUP[key] = torch.distributed.new_group()
     return _STATS_GROUP[key]
+
+
+def _release_stats_groups() -> None:
+    """Destroy the statistics groups while the interpreter is still whole (a gloo group left to the
+    interpreter's own teardown can abort the process as it exits)."""
+    groups = list(_STATS_GROUP.values())
+    _STATS_GROUP.clear()
+    for group in groups:
+        try:
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group(group)
+        except (RuntimeError, ValueError):
+            pass  # already gone with the default group
 
 
 class SequenceBNBLSTM(nn.Module):
