@@ -1,6 +1,6 @@
 import numpy as np
 
-from vocalsep.data import Clip, RemixConfig, RemixSampler, _lowpass, _random_eq
+from vocalsep.data import Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, speed_change
 
 
 def clips(n=3, length=8000, seed=0):
@@ -22,7 +22,8 @@ def test_sampler_is_reproducible_and_resumable():
 
 def test_augmentation_off_keeps_the_random_stream():
     plain = RemixSampler(clips(), 1000, RemixConfig(), seed=1).sample(6)
-    zero = RemixSampler(clips(), 1000, RemixConfig(eq_prob=0.0, lowpass_prob=0.0, eq_db=12.0), seed=1).sample(6)
+    zero = RemixSampler(clips(), 1000, RemixConfig(eq_prob=0.0, lowpass_prob=0.0, eq_db=12.0,
+                                                                  speed_prob=0.0, speed_semitones=7.0), seed=1).sample(6)
     assert all(np.array_equal(x, y) for x, y in zip(plain, zero, strict=True))
     aug = RemixSampler(clips(), 1000, RemixConfig(eq_prob=1.0, lowpass_prob=1.0), seed=1).sample(6)
     assert not np.allclose(aug[0], plain[0])
@@ -41,3 +42,30 @@ def test_random_eq_stays_within_its_range_and_lowpass_removes_the_top():
     n = len(spec)
     assert spec[int(0.72 * n):].max() < 1e-3  # above half an octave past the cutoff: nothing left
     assert np.allclose(spec[: int(0.45 * n)], np.abs(np.fft.rfft(x))[: int(0.45 * n)], rtol=1e-3)
+
+
+def _peak_hz(x, sr):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.argmax(spec) * sr / len(x)
+
+
+def test_speed_change_moves_a_tone_by_the_resampling_ratio():
+    sr = 16000
+    ratio = 2 ** (3 / 12)  # three semitones up
+    long = np.sin(2 * np.pi * 440 * np.arange(int(round(8000 * ratio))) / sr).astype(np.float32)
+    y = speed_change(long, 8000)
+    assert y.shape == (8000,) and y.dtype == np.float32
+    assert abs(_peak_hz(y, sr) - 440 * ratio) < 4  # 554 Hz, within two FFT bins
+    down = speed_change(long[: int(round(8000 / ratio))], 8000)
+    assert abs(_peak_hz(down, sr) - 440 / ratio) < 4
+    assert np.array_equal(speed_change(long[:8000], 8000), long[:8000])
+
+
+def test_speed_augmentation_changes_the_remixes_reproducibly():
+    plain = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=0.0), seed=2).sample(6)
+    cfg = RemixConfig(original_pair_prob=0.0, speed_prob=1.0, speed_semitones=3.0)
+    sped = RemixSampler(clips(), 1000, cfg, seed=2).sample(6)
+    again = RemixSampler(clips(), 1000, cfg, seed=2).sample(6)
+    assert all(np.array_equal(x, y) for x, y in zip(sped, again, strict=True))
+    assert not np.allclose(sped[0], plain[0])
+    assert all(x.shape == (6, 1000) and np.isfinite(x).all() for x in sped)

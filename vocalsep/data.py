@@ -100,6 +100,8 @@ class RemixConfig:
     eq_prob: float = 0.0  # chance that each source gets a random EQ (tilt and one peak, +-eq_db)
     eq_db: float = 6.0
     lowpass_prob: float = 0.0  # chance that an example is band-limited (both sources, cutoff 25-90% of Nyquist)
+    speed_prob: float = 0.0  # chance that each remixed source is resampled (pitch, formants and tempo together)
+    speed_semitones: float = 3.0  # its pitch change drawn from +-this many semitones
 
 
 class RemixSampler:
@@ -137,8 +139,8 @@ class RemixSampler:
                 a = _crop(self.clips[j].accompaniment, self.length, rng, start)
             else:
                 j = int(rng.integers(n))
-                v = _crop(self.clips[i].voice, self.length, rng)
-                a = _crop(self.clips[j].accompaniment, self.length, rng)
+                v = self._crop_speed(self.clips[i].voice, rng)
+                a = self._crop_speed(self.clips[j].accompaniment, rng)
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             a = a * (ga / self.acc_rms[j])
@@ -154,6 +156,29 @@ class RemixSampler:
             level = 10 ** (rng.uniform(*cfg.level_db) / 20) / peak
             voices[b], accs[b] = v * level, a * level
         return voices, accs
+
+
+    def _crop_speed(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random crop, resampled with probability ``speed_prob`` to sound up to ``speed_semitones``
+        higher or lower (and as much faster or slower); no draws for it when ``speed_prob`` is 0."""
+        cfg = self.cfg
+        if not cfg.speed_prob or rng.random() >= cfg.speed_prob:
+            return _crop(x, self.length, rng)
+        ratio = 2.0 ** (rng.uniform(-cfg.speed_semitones, cfg.speed_semitones) / 12)
+        return speed_change(_crop(x, int(round(self.length * ratio)), rng), self.length)
+
+
+def speed_change(x: np.ndarray, length: int) -> np.ndarray:
+    """Resample ``x`` to exactly ``length`` samples: played at the original rate it is ``len(x) /
+    length`` times faster and higher (band-limited with soxr, so a raised pitch does not alias)."""
+    import soxr
+
+    if len(x) == length:
+        return np.asarray(x, np.float32)
+    y = soxr.resample(np.asarray(x, np.float32), len(x), length, quality="MQ")
+    out = np.zeros(length, np.float32)
+    out[:min(length, len(y))] = y[:length]
+    return out
 
 
 def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
