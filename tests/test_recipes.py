@@ -59,3 +59,17 @@ def test_dsd100_recipe_stages_0_to_4_on_generated_tracks(tmp_path):
     assert "stage 4:" in proc.stdout and "stage 5:" not in proc.stdout
     assert (tmp_path / "exp" / "dsd100" / "eval" / "Test" / "003 - C.json").is_file()
     assert "BSS Eval v3" in proc.stdout
+
+
+def test_by_singer_split_keeps_the_unseen_singer_and_the_test_songs_out_of_training():
+    from vocalsep.data import read_manifest
+
+    d = ROOT / "data" / "mir1k"
+    train, valid, unseen = (set(read_manifest(d / "by-singer" / f)) for f in
+                            ("train_amy.txt", "valid_amy.txt", "unseen_abjones.txt"))
+    test = set(read_manifest(d / "test.txt"))
+    assert train and valid and unseen
+    assert all("/amy_" in c for c in train | valid) and all("/abjones_" in c for c in unseen)
+    assert not (train | valid | unseen) & test
+    assert train <= set(read_manifest(d / "train.txt")) and valid <= set(read_manifest(d / "valid.txt"))
+    assert not train & valid
