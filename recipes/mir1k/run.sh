@@ -5,13 +5,14 @@
 #
 # Stages: 0 check the data, 1 train on 100-frame chunks, 2 continue on 500-frame chunks,
 #         3 add a mask-inference head and fine-tune both (Chimera, conf_chimera.toml),
-#         4 separate the held-out test clips, 5 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
-#         6 bundle the model into the package (int8 weight storage) and register it.
+#         4 continue the Chimera training (40 min), then again with speed augmentation (35 min),
+#         5 separate the held-out test clips, 6 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
+#         7 bundle the model into the package (int8 weight storage) and register it.
 # Everything a run makes goes under exp/<tag>/. Re-running a training stage resumes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=5; tag=mir1k_default; data=../shared/data/mir1k; sets=()
+stage=0; stop_stage=6; tag=mir1k_default; data=../shared/data/mir1k; sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -36,23 +37,32 @@ if want 0; then
   done
 fi
 train_stages
-model=$exp/chimera/phase1/best.pt
+model=$exp/speed/phase1/best.pt
 if want 3; then
   echo "stage 3: Chimera fine-tuning from $exp/phase2/best.pt"
   vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/chimera" --set data_root="$data" \
      --set init_from="$exp/phase2/best.pt" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
 fi
 if want 4; then
-  echo "stage 4: separating the held-out test clips"
-  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$model" --out "$exp/test" --separate-only
+  # Restarts (fresh optimiser and patience) from the previous best: stage 3 stops on its patience.
+  echo "stage 4: continuing the Chimera training, then with speed augmentation (+-6 semitones)"
+  vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/continue" --set data_root="$data" \
+     --set init_from="$exp/chimera/phase1/best.pt" --set phases.0.max_minutes=40 "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+  vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/speed" --set data_root="$data" \
+     --set init_from="$exp/continue/phase1/best.pt" --set phases.0.max_minutes=35 \
+     --set remix.speed_prob=0.5 --set remix.speed_semitones=6.0 "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
 fi
 if want 5; then
-  echo "stage 5: scoring"
+  echo "stage 5: separating the held-out test clips"
+  vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$model" --out "$exp/test" --separate-only
+fi
+if want 6; then
+  echo "stage 6: scoring"
   vs evaluate --mir1k "$data" --manifest data/mir1k/test.txt --model "$model" --out "$exp/test" \
      | tee "$exp/test/results.txt"
 fi
-if want 6; then
-  echo "stage 6: bundling the model"
-  python recipes/mir1k/package.py "$model" --name mir1k-chimera --default --replace mir1k-blstm \
-     --description "3x256 sequence-BN BLSTM, deep clustering + mask head (Chimera), trained on MIR-1K (abjones, amy)"
+if want 7; then
+  echo "stage 7: bundling the model"
+  python recipes/mir1k/package.py "$model" --name mir1k-chimera --default \
+     --description "3x256 sequence-BN BLSTM, deep clustering + mask head (Chimera), speed-augmented fine-tuning, trained on MIR-1K (abjones, amy)"
 fi

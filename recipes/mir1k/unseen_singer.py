@@ -30,6 +30,8 @@ VARIANTS = {
     "base": ({}, "the bundled model's remixing (random pairs, offsets, +-3 dB)"),
     "speed": ({"speed_prob": 0.5, "speed_semitones": 3.0},
               "+ half the remixed sources resampled by up to +-3 semitones"),
+    "speed6": ({"speed_prob": 0.5, "speed_semitones": 6.0},
+               "+ half the remixed sources resampled by up to +-6 semitones"),
     "speed-eq": ({"speed_prob": 0.5, "speed_semitones": 3.0, "eq_prob": 0.5, "eq_db": 6.0},
                  "+ the same, and half the sources with a random EQ (+-6 dB tilt and peak)"),
 }
