@@ -54,23 +54,27 @@ def _config(name: str, minutes: float, data: str):
     return load_config(ROOT / "recipes/mir1k/conf.toml", sets)
 
 
-def train_and_score(name: str, minutes: float, exp: Path, data: str) -> dict:
-    """Train one system (resumable) and score it on the validation clips; one torch thread."""
+def train_one_thread(cfg, out: Path):
+    """Train (or resume) phase 1 of ``cfg`` into ``out`` on one torch thread; its best model."""
     import torch
 
     torch.set_num_threads(1)
     from vocalsep.checkpoint import load_model
-    from vocalsep.evaluate import evaluate_mir1k
-    from vocalsep.separator import Separator
     from vocalsep.train import train_phase
 
+    return load_model(train_phase(cfg, 1, out))
+
+
+def train_and_score(name: str, minutes: float, exp: Path, data: str) -> dict:
+    """Train one system (resumable) and score it on the validation clips; one torch thread."""
     out = exp / name
     result_file = out / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    cfg = _config(name, minutes, data)
-    best = train_phase(cfg, 1, out)
-    bundle = load_model(best)
+    bundle = train_one_thread(_config(name, minutes, data), out)
+    from vocalsep.evaluate import evaluate_mir1k
+    from vocalsep.separator import Separator
+
     log = [json.loads(line) for line in (out / "phase1" / "log.jsonl").read_text().splitlines()]
     sep = Separator(bundle)
     scores = evaluate_mir1k(sep, data, ROOT / "data/mir1k/valid.txt")["summary"]
@@ -103,6 +107,17 @@ def separation_rtf(name: str, exp: Path, seconds: float = 60.0, repeat: int = 3)
     return sorted(runs)[len(runs) // 2]
 
 
+def train_all(fn, names: list[str], args) -> dict:
+    """``fn(name, args.minutes, args.exp, args.data)`` for every name, ``args.jobs`` processes at once."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    args.exp.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {n: pool.submit(fn, n, args.minutes, args.exp, args.data) for n in names}
+        return {n: f.result() for n, f in futures.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=4.0, help="training budget per system")
@@ -111,13 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--exp", type=Path, default=ROOT / "exp/systems")
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/mir1k"))
     args = ap.parse_args(argv)
-    args.exp.mkdir(parents=True, exist_ok=True)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {s: pool.submit(train_and_score, s, args.minutes, args.exp, args.data) for s in args.systems}
-        results = {s: f.result() for s, f in futures.items()}
+    results = train_all(train_and_score, args.systems, args)
     for s, res in results.items():
         if "rtf" not in res:
             res["rtf"] = separation_rtf(s, args.exp)

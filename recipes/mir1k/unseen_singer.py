@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
+
+from compare import train_all, train_one_thread  # recipes/mir1k/compare.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT = ROOT / "data/mir1k/by-singer"
@@ -52,20 +52,14 @@ def _config(name: str, minutes: float, data: str):
 
 def train_and_score(name: str, minutes: float, exp: Path, data: str) -> dict:
     """Train one variant on amy (resumable), score it on abjones and on amy_13; one torch thread."""
-    import torch
-
-    torch.set_num_threads(1)
-    from vocalsep.checkpoint import load_model
-    from vocalsep.evaluate import evaluate_mir1k
-    from vocalsep.separator import Separator
-    from vocalsep.train import train_phase
-
     out = exp / name
     result_file = out / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    best = train_phase(_config(name, minutes, data), 1, out)
-    bundle = load_model(best)
+    bundle = train_one_thread(_config(name, minutes, data), out)
+    from vocalsep.evaluate import evaluate_mir1k
+    from vocalsep.separator import Separator
+
     sep = Separator(bundle)
     res = {"variant": name, "description": VARIANTS[name][1], "remix": VARIANTS[name][0],
            "steps": bundle.training["steps"], "best_epoch": bundle.training["best_epoch"]}
@@ -84,13 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--exp", type=Path, default=ROOT / "exp/unseen")
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/mir1k"))
     args = ap.parse_args(argv)
-    args.exp.mkdir(parents=True, exist_ok=True)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {v: pool.submit(train_and_score, v, args.minutes, args.exp, args.data) for v in args.variants}
-        results = {v: f.result() for v, f in futures.items()}
+    results = train_all(train_and_score, args.variants, args)
     print(f"Trained on amy's clips only ({args.minutes:g} min each, Chimera 3 x 256, 100-frame chunks); "
           "voice GNSDR / GSIR / GSAR in dB\n")
     print("| variant | remixing | steps | abjones (unseen singer) | amy_13 (seen singer) |")
