@@ -5,7 +5,7 @@
 #
 # Stages: 0 check the data, 1 train on 100-frame chunks, 2 continue on 500-frame chunks,
 #         3 add a mask-inference head and fine-tune both (Chimera, conf_chimera.toml),
-#         4 continue the Chimera training (40 min), then again with speed augmentation (35 min),
+#         4 continue the Chimera training (40 min), then again with speed augmentation (35 + 20 min),
 #         5 separate the held-out test clips, 6 score them (GNSDR/GSIR/GSAR, BSS Eval v3),
 #         7 bundle the model into the package (int8 weight storage) and register it.
 # Everything a run makes goes under exp/<tag>/. Re-running a training stage resumes it.
@@ -48,9 +48,13 @@ if want 4; then
   echo "stage 4: continuing the Chimera training, then with speed augmentation (+-6 semitones)"
   vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/continue" --set data_root="$data" \
      --set init_from="$exp/chimera/phase1/best.pt" --set phases.0.max_minutes=40 "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+  speed=(--set remix.speed_prob=0.5 --set remix.speed_semitones=6.0)
+  vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/speed1" --set data_root="$data" \
+     --set init_from="$exp/continue/phase1/best.pt" --set phases.0.max_minutes=35 "${speed[@]}" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+  # The speed-augmented loss on the (unaugmented) validation clips is noisy: once more without patience.
   vs train -c recipes/mir1k/conf_chimera.toml -o "$exp/speed" --set data_root="$data" \
-     --set init_from="$exp/continue/phase1/best.pt" --set phases.0.max_minutes=35 \
-     --set remix.speed_prob=0.5 --set remix.speed_semitones=6.0 "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+     --set init_from="$exp/speed1/phase1/best.pt" --set phases.0.max_minutes=20 --set phases.0.patience=100 \
+     "${speed[@]}" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
 fi
 if want 5; then
   echo "stage 5: separating the held-out test clips"
