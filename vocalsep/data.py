@@ -157,7 +157,6 @@ class RemixSampler:
             voices[b], accs[b] = v * level, a * level
         return voices, accs
 
-
     def _crop_speed(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop, resampled with probability ``speed_prob`` to sound up to ``speed_semitones``
         higher or lower (and as much faster or slower); no draws for it when ``speed_prob`` is 0."""
