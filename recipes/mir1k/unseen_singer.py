@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SPLIT = ROOT / "data/mir1k/by-singer"
 
 OTHER = {"amy": "abjones", "abjones": "amy"}
-VALID_SONG = {"amy": "amy_13", "abjones": "abjones_3"}
 
 # name -> (remix overrides, description)
 VARIANTS = {
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     print(f"Trained on {args.singer}'s clips only ({args.minutes:g} min each, Chimera 3 x 256, 100-frame chunks); "
           "voice GNSDR / GSIR / GSAR in dB\n")
     print(f"| variant | remixing | steps | {OTHER[args.singer]} (unseen singer) | "
-          f"{VALID_SONG[args.singer]} (seen singer) |")
+          f"{args.singer}'s validation song (seen singer) |")
     print("|---|---|---:|---|---|")
     for v, r in results.items():
         cell = lambda s: f"{s['gnsdr']:.2f} / {s['gsir']:.2f} / {s['gsar']:.2f}"  # noqa: E731
