@@ -39,9 +39,22 @@ def test_compact_storage_is_close_and_smaller(tmp_path, storage, tol):
         save_model(tmp_path / "x.pt", b, storage="int4")
 
 
+def test_separation_defaults_travel_with_the_model_file(tmp_path):
+    from conftest import tiny_bundle
+
+    b = tiny_bundle()
+    assert Separator(b).postfilter  # a file that says nothing: the post-filter is on
+    b.separation = {"postfilter": False}
+    loaded = load_model(save_model(tmp_path / "m.pt", b))
+    assert loaded.separation == {"postfilter": False}
+    assert not Separator(loaded).postfilter  # the model's choice is the default ...
+    assert Separator(loaded, postfilter=True).postfilter  # ... and an explicit choice still wins
+
+
 def test_file_is_self_describing(tmp_path, bundle):
     obj = torch.load(save_model(tmp_path / "m.pt", bundle), weights_only=True)
-    for key in ("arch", "model_class", "model_kwargs", "features", "voice_rule", "training", "vocalsep_version", "stems"):
+    for key in ("arch", "model_class", "model_kwargs", "features", "voice_rule", "training", "separation",
+                "vocalsep_version", "stems"):
         assert key in obj
 
 

@@ -23,7 +23,8 @@ def test_sampler_is_reproducible_and_resumable():
 def test_augmentation_off_keeps_the_random_stream():
     plain = RemixSampler(clips(), 1000, RemixConfig(), seed=1).sample(6)
     zero = RemixSampler(clips(), 1000, RemixConfig(eq_prob=0.0, lowpass_prob=0.0, eq_db=12.0,
-                                                                  speed_prob=0.0, speed_semitones=7.0), seed=1).sample(6)
+                                                                  speed_prob=0.0, speed_semitones=7.0,
+                                                                  layer_prob=0.0), seed=1).sample(6)
     assert all(np.array_equal(x, y) for x, y in zip(plain, zero, strict=True))
     aug = RemixSampler(clips(), 1000, RemixConfig(eq_prob=1.0, lowpass_prob=1.0), seed=1).sample(6)
     assert not np.allclose(aug[0], plain[0])
@@ -69,3 +70,20 @@ def test_speed_augmentation_changes_the_remixes_reproducibly():
     assert all(np.array_equal(x, y) for x, y in zip(sped, again, strict=True))
     assert not np.allclose(sped[0], plain[0])
     assert all(x.shape == (6, 1000) and np.isfinite(x).all() for x in sped)
+
+
+def test_layering_adds_a_second_clips_accompaniment():
+    sr, n = 8000, 4000
+    t = np.arange(n) / sr
+    freqs = [500.0, 1000.0, 1500.0]  # one tone per clip's accompaniment, silent voices
+    tones = [Clip(f"c{i}", np.zeros(n, np.float32), np.sin(2 * np.pi * f * t).astype(np.float32))
+             for i, f in enumerate(freqs)]
+    cfg = RemixConfig(original_pair_prob=0.0, silent_voice_prob=0.0, layer_prob=1.0)
+    _, acc = RemixSampler(tones, 2000, cfg, seed=4).sample(8)
+    for a in acc:
+        spec = np.abs(np.fft.rfft(a))
+        present = [spec[int(f * len(a) / sr)] > 0.1 * spec.max() for f in freqs]
+        assert sum(present) == 2  # its own accompaniment and one other clip's
+    _, plain = RemixSampler(tones, 2000, RemixConfig(original_pair_prob=0.0, silent_voice_prob=0.0), seed=4).sample(8)
+    assert all(sum(np.abs(np.fft.rfft(a))[int(f * len(a) / sr)] > 0.1 * np.abs(np.fft.rfft(a)).max() for f in freqs) == 1
+               for a in plain)

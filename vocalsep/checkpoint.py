@@ -43,6 +43,7 @@ class ModelBundle:
     stems: tuple[str, ...] = STEMS
     training: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    separation: dict = field(default_factory=dict)  # separation defaults chosen for this model, e.g. {"postfilter": False}
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
@@ -92,6 +93,7 @@ def save_model(path: str | Path, bundle: ModelBundle, storage: str = "float32") 
         "stems": list(bundle.stems),
         "voice_rule": bundle.voice_rule,
         "training": bundle.training,
+        "separation": dict(bundle.separation),
         "storage_dtype": storage,
         "state_dict": state,
     }
@@ -142,7 +144,8 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
-                       stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta)
+                       stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta,
+                       separation=obj.get("separation") or {})
 
 
 def file_sha256(path: str | Path) -> str:

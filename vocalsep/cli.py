@@ -91,7 +91,8 @@ def _model_options(f):
                           "auto: soft from a mask head, binary from clusters.")(f)
     f = click.option("--postfilter/--no-postfilter", default=None,
                      help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time); "
-                          "default: on for --reconstruct full with two stems.")(f)
+                          "default: as the model file says (on unless it says off), for --reconstruct full "
+                          "with two stems only.")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                      help="Soft-mask sharpness beta: memberships softmax(beta * v.c) over the centroids (with --mask soft).")(f)
     return f

@@ -102,6 +102,7 @@ class RemixConfig:
     lowpass_prob: float = 0.0  # chance that an example is band-limited (both sources, cutoff 25-90% of Nyquist)
     speed_prob: float = 0.0  # chance that each remixed source is resampled (pitch, formants and tempo together)
     speed_semitones: float = 3.0  # its pitch change drawn from +-this many semitones
+    layer_prob: float = 0.0  # chance that another clip's accompaniment is added to an example's (denser music)
 
 
 class RemixSampler:
@@ -144,6 +145,10 @@ class RemixSampler:
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             a = a * (ga / self.acc_rms[j])
+            if cfg.layer_prob and n > 1 and rng.random() < cfg.layer_prob:
+                k = (j + 1 + int(rng.integers(n - 1))) % n  # any clip but j
+                gk = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db) / 20)
+                a = a + self._crop_speed(self.clips[k].accompaniment, rng) * (gk / self.acc_rms[k])
             if cfg.eq_prob:  # no draws at all when off, so earlier configs keep their random streams
                 v = _random_eq(v, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else v
                 a = _random_eq(a, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else a
