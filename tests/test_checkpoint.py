@@ -49,6 +49,9 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
     assert loaded.separation == {"postfilter": False}
     assert not Separator(loaded).postfilter  # the model's choice is the default ...
     assert Separator(loaded, postfilter=True).postfilter  # ... and an explicit choice still wins
+    b.separation = {"postfilter": "no"}
+    with pytest.raises(ModelFileError, match="malformed separation defaults"):
+        load_model(save_model(tmp_path / "bad.pt", b))
 
 
 def test_file_is_self_describing(tmp_path, bundle):

@@ -74,3 +74,16 @@ def test_by_singer_split_keeps_the_unseen_singer_and_the_test_songs_out_of_train
         assert not (train | valid | unseen) & test
         assert train <= set(read_manifest(d / "train.txt")) and valid <= set(read_manifest(d / "valid.txt"))
         assert not train & valid
+
+
+def test_unseen_singer_configs_use_the_singers_split_and_a_step_budget(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mir1k"))
+    import unseen_singer
+
+    cfg = unseen_singer._config("speed6-gain6", 40.0, "../shared/data/mir1k", "abjones", steps=2500)
+    assert cfg.train_set.endswith("train_abjones.txt") and cfg.valid_set.endswith("valid_abjones.txt")
+    assert cfg.phases[0].max_epochs * cfg.phases[0].steps_per_epoch == 2500
+    assert cfg.remix["source_gain_db"] == 6.0 and cfg.remix["speed_semitones"] == 6.0
+    assert unseen_singer._config("base", 40.0, "d", "amy").phases[0].max_epochs == 100000
+    with pytest.raises(SystemExit):  # not a multiple of 50
+        unseen_singer.main(["--steps", "120"])

@@ -141,11 +141,14 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
         raise ModelFileError(f"{path}: weights do not match the recorded architecture: "
                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
+    separation = obj.get("separation") or {}
+    if not isinstance(separation, dict) or not isinstance(separation.get("postfilter", False), bool):
+        raise ModelFileError(f"{path}: malformed separation defaults {separation!r}; expected e.g. {{'postfilter': False}}")
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
                        stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta,
-                       separation=obj.get("separation") or {})
+                       separation=separation)
 
 
 def file_sha256(path: str | Path) -> str:

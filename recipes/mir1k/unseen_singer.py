@@ -1,7 +1,7 @@
 """Does a training change help on a singer the model never heard?
 
-    python recipes/mir1k/unseen_singer.py [--minutes 30] [--jobs 2] [--variants NAME ...] [--singer amy]
-                                          [--exp exp/unseen] [--data ../shared/data/mir1k]
+    python recipes/mir1k/unseen_singer.py [--minutes 30] [--steps N] [--jobs 2] [--variants NAME ...]
+                                          [--singer amy] [--exp exp/unseen] [--data ../shared/data/mir1k]
 
 MIR-1K's 175 training clips come from two singers, so a validation clip of the usual split is sung
 by a singer the model trained on. This check trains on amy alone (``data/mir1k/by-singer/``: her
@@ -9,6 +9,7 @@ clips of train.txt; her validation song amy_13 picks the checkpoint) and scores 
 outside the test split -- a male singer the model never hears -- next to amy_13 (``--singer abjones``
 swaps them: his 24 training clips, his song abjones_3 to select, amy's clips to score). Each variant trains
 the bundled model's network (Chimera, 3 x 256) from scratch for ``--minutes`` on 100-frame chunks
+(or until ``--steps``, a multiple of 50, which makes runs on differently loaded machines comparable)
 with recipes/mir1k/conf_chimera.toml's settings plus its own ``remix`` overrides, one torch thread
 each, ``--jobs`` at a time, and is scored with the separator's defaults (mask head, soft,
 post-filter). Results are kept in ``EXP/<variant>/result.json``; re-running skips finished variants
@@ -38,10 +39,12 @@ VARIANTS = {
                "+ half the remixed sources resampled by up to +-6 semitones"),
     "speed-eq": ({"speed_prob": 0.5, "speed_semitones": 3.0, "eq_prob": 0.5, "eq_db": 6.0},
                  "+ the same, and half the sources with a random EQ (+-6 dB tilt and peak)"),
+    "speed6-gain6": ({"speed_prob": 0.5, "speed_semitones": 6.0, "source_gain_db": 6.0},
+                     "+ +-6 semitones, and source gains of +-6 dB instead of +-3"),
 }
 
 
-def _config(name: str, minutes: float, data: str, singer: str):
+def _config(name: str, minutes: float, data: str, singer: str, steps: int | None = None):
     from vocalsep.train import load_config
 
     remix = VARIANTS[name][0]
@@ -50,18 +53,19 @@ def _config(name: str, minutes: float, data: str, singer: str):
             f"valid_set={json.dumps(str(SPLIT / f'valid_{singer}.txt'))}",
             *(f"remix.{k}={json.dumps(v)}" for k, v in remix.items()),
             "phases=[{chunk_frames=100, batch_size=16, steps_per_epoch=50, "
-            f"max_epochs=100000, lr=1e-3, patience=100000, max_minutes={minutes}}}]"]
+            f"max_epochs={steps // 50 if steps else 100000}, lr=1e-3, patience=100000, max_minutes={minutes}}}]"]
     return load_config(ROOT / "recipes/mir1k/conf_chimera.toml", sets)
 
 
-def train_and_score(name: str, minutes: float, exp: Path, data: str, singer: str = "amy") -> dict:
+def train_and_score(name: str, minutes: float, exp: Path, data: str, singer: str = "amy",
+                    steps: int | None = None) -> dict:
     """Train one variant on ``singer`` (resumable), score it on the other singer and on the
     singer's validation song; one torch thread."""
     out = exp / name
     result_file = out / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    bundle = train_one_thread(_config(name, minutes, data, singer), out)
+    bundle = train_one_thread(_config(name, minutes, data, singer, steps), out)
     from vocalsep.evaluate import evaluate_mir1k
     from vocalsep.separator import Separator
 
@@ -78,6 +82,7 @@ def train_and_score(name: str, minutes: float, exp: Path, data: str, singer: str
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per variant")
+    ap.add_argument("--steps", type=int, default=None, help="also stop after this many steps (a multiple of 50)")
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one thread each)")
     ap.add_argument("--variants", nargs="+", default=["base", "speed"], choices=list(VARIANTS))
     ap.add_argument("--singer", default="amy", choices=list(OTHER), help="the one singer to train on")
@@ -85,7 +90,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/mir1k"))
     args = ap.parse_args(argv)
     args.exp = args.exp or ROOT / ("exp/unseen" if args.singer == "amy" else f"exp/unseen-{args.singer}")
-    results = train_all(functools.partial(train_and_score, singer=args.singer), args.variants, args)
+    if args.steps is not None and (args.steps < 50 or args.steps % 50):
+        ap.error(f"--steps must be a positive multiple of 50, got {args.steps}")
+    results = train_all(functools.partial(train_and_score, singer=args.singer, steps=args.steps), args.variants, args)
     print(f"Trained on {args.singer}'s clips only ({args.minutes:g} min each, Chimera 3 x 256, 100-frame chunks); "
           "voice GNSDR / GSIR / GSAR in dB\n")
     print(f"| variant | remixing | steps | {OTHER[args.singer]} (unseen singer) | "
