@@ -49,6 +49,13 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
     assert loaded.separation == {"postfilter": False}
     assert not Separator(loaded).postfilter  # the model's choice is the default ...
     assert Separator(loaded, postfilter=True).postfilter  # ... and an explicit choice still wins
+    from vocalsep.model import build_model
+
+    b.model_kwargs = dict(b.model_kwargs, mask_head=True)
+    b.model, b.arch = build_model("chimera", 20, **b.model_kwargs).eval(), "chimera"
+    b.separation = {"postfilter": {"head": False}}  # per mask source; the others keep theirs
+    loaded = load_model(save_model(tmp_path / "m2.pt", b))
+    assert not Separator(loaded, mask_from="head").postfilter and Separator(loaded, mask_from="clusters").postfilter
     b.separation = {"postfilter": "no"}
     with pytest.raises(ModelFileError, match="malformed separation defaults"):
         load_model(save_model(tmp_path / "bad.pt", b))
@@ -129,7 +136,8 @@ def test_bundled_default_model_loads_and_separates():
     path, sha = resolve_model(None)
     assert sha == reg["models"][reg["default"]]["sha256"]
     sep = Separator.from_pretrained()  # checksum verified
-    assert sep.mask_from == "head" and sep.mask == "soft" and sep.postfilter  # the defaults its card reports
+    assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter  # the defaults its card reports
+    assert Separator.from_pretrained(mask_from="clusters").postfilter
     assert sep.bundle.model.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
     x = song(2.0, 44100, 2)
     out = sep.separate(x, 44100)

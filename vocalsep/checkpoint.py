@@ -43,7 +43,8 @@ class ModelBundle:
     stems: tuple[str, ...] = STEMS
     training: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
-    separation: dict = field(default_factory=dict)  # separation defaults chosen for this model, e.g. {"postfilter": False}
+    # separation defaults chosen for this model: {"postfilter": False}, or per mask source {"postfilter": {"head": False}}
+    separation: dict = field(default_factory=dict)
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
@@ -142,13 +143,23 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
     separation = obj.get("separation") or {}
-    if not isinstance(separation, dict) or not isinstance(separation.get("postfilter", False), bool):
-        raise ModelFileError(f"{path}: malformed separation defaults {separation!r}; expected e.g. {{'postfilter': False}}")
+    if not _valid_separation(separation):
+        raise ModelFileError(f"{path}: malformed separation defaults {separation!r}; expected e.g. "
+                             "{'postfilter': False} or {'postfilter': {'head': False}}")
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
                        stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta,
                        separation=separation)
+
+
+def _valid_separation(sep) -> bool:
+    if not isinstance(sep, dict):
+        return False
+    pf = sep.get("postfilter", False)
+    if isinstance(pf, dict):
+        return all(isinstance(k, str) and isinstance(v, bool) for k, v in pf.items())
+    return isinstance(pf, bool)
 
 
 def file_sha256(path: str | Path) -> str:

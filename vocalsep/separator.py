@@ -113,8 +113,8 @@ class Separator:
             memberships ``softmax(softness * v . c)`` over the centroids for clusters); ``"auto"``:
             soft from a mask head, binary from clusters (the best of each on validation).
         postfilter: refine the voice mask on the full-band STFT with :func:`wiener_postfilter`;
-            None: as the model file's ``separation`` defaults say (on when they say nothing) for
-            ``reconstruct="full"`` with two sources, off otherwise.
+            None: as the model file's ``separation`` defaults say for this mask source (on when they
+            say nothing) with ``reconstruct="full"`` and two sources, off otherwise.
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
             returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
@@ -154,8 +154,10 @@ class Separator:
                                   "use mask_from='head' (and 2 sources)")
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
             raise SeparationError("more than 2 sources needs clustering of the embeddings and reconstruct='full'")
-        if postfilter is None:  # the model's own choice where its file records one
-            postfilter = reconstruct == "full" and sources == 2 and bool(bundle.separation.get("postfilter", True))
+        if postfilter is None:  # the model's own choice for this mask source where its file records one
+            chosen = bundle.separation.get("postfilter", True)
+            chosen = chosen.get(mask_from, True) if isinstance(chosen, dict) else chosen
+            postfilter = reconstruct == "full" and sources == 2 and bool(chosen)
         if postfilter and (reconstruct != "full" or sources > 2):
             raise SeparationError("the post-filter works on the full-band two-stem output: use reconstruct='full', "
                                   "sources=2")

@@ -1,10 +1,10 @@
 """Bundle a trained model into the vocalsep package (int8 weight storage) and register it.
 
     python recipes/mir1k/package.py exp/mir1k_default/chimera/phase1/best.pt --name mir1k-chimera [--default]
-                                    [--replace OLD_NAME] [--no-postfilter]
+                                    [--replace OLD_NAME] [--no-postfilter head|clusters]
 
-``--no-postfilter`` records in the model file that separation skips the Wiener-style post-filter
-by default (the choice made on validation for that model). Writes vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training
+``--no-postfilter head`` records in the model file that masks from its mask head skip the
+Wiener-style post-filter by default (the choice made on validation for that model). Writes vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training
 summary) in vocalsep/pretrained/registry.json.
 """
 from __future__ import annotations
@@ -25,15 +25,16 @@ def main(argv=None) -> int:
     ap.add_argument("--description", default="3x256 sequence-BN BLSTM deep clustering trained on MIR-1K (abjones, amy)")
     ap.add_argument("--replace", metavar="NAME", help="remove this bundled model (file and registry entry)")
     ap.add_argument("--license", default="research use only (trained on MIR-1K)")
-    ap.add_argument("--no-postfilter", dest="postfilter", action="store_false",
-                    help="record that this model separates without the post-filter by default")
+    ap.add_argument("--no-postfilter", metavar="MASK_FROM", action="append", choices=["head", "clusters"], default=[],
+                    help="record that masks from this source (head, clusters) skip the post-filter by default")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
     from vocalsep.checkpoint import file_sha256, load_model, save_model
 
     bundle = load_model(args.model)
-    bundle.separation["postfilter"] = args.postfilter
+    if args.no_postfilter:
+        bundle.separation["postfilter"] = {source: False for source in args.no_postfilter}
     dest = ROOT / "vocalsep" / "pretrained" / f"{args.name}.pt"
     save_model(dest, bundle, storage="int8")
     reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
