@@ -85,5 +85,6 @@ def test_unseen_singer_configs_use_the_singers_split_and_a_step_budget(monkeypat
     assert cfg.phases[0].max_epochs * cfg.phases[0].steps_per_epoch == 2500
     assert cfg.remix["source_gain_db"] == 6.0 and cfg.remix["speed_semitones"] == 6.0
     assert unseen_singer._config("base", 40.0, "d", "amy").phases[0].max_epochs == 100000
+    assert cfg.seed == 0 and unseen_singer._config("base", 40.0, "d", "amy", seed=1).seed == 1
     with pytest.raises(SystemExit):  # not a multiple of 50
         unseen_singer.main(["--steps", "120"])

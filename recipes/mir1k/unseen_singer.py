@@ -1,6 +1,6 @@
 """Does a training change help on a singer the model never heard?
 
-    python recipes/mir1k/unseen_singer.py [--minutes 30] [--steps N] [--jobs 2] [--variants NAME ...]
+    python recipes/mir1k/unseen_singer.py [--minutes 30] [--steps N] [--seed 0] [--jobs 2] [--variants NAME ...]
                                           [--singer amy] [--exp exp/unseen] [--data ../shared/data/mir1k]
 
 MIR-1K's 175 training clips come from two singers, so a validation clip of the usual split is sung
@@ -44,11 +44,11 @@ VARIANTS = {
 }
 
 
-def _config(name: str, minutes: float, data: str, singer: str, steps: int | None = None):
+def _config(name: str, minutes: float, data: str, singer: str, steps: int | None = None, seed: int = 0):
     from vocalsep.train import load_config
 
     remix = VARIANTS[name][0]
-    sets = [f"data_root={json.dumps(data)}", "threads=1", "checkpoint_every=25", "init_from=''",
+    sets = [f"data_root={json.dumps(data)}", "threads=1", f"seed={seed}", "checkpoint_every=25", "init_from=''",
             f"train_set={json.dumps(str(SPLIT / f'train_{singer}.txt'))}",
             f"valid_set={json.dumps(str(SPLIT / f'valid_{singer}.txt'))}",
             *(f"remix.{k}={json.dumps(v)}" for k, v in remix.items()),
@@ -58,14 +58,14 @@ def _config(name: str, minutes: float, data: str, singer: str, steps: int | None
 
 
 def train_and_score(name: str, minutes: float, exp: Path, data: str, singer: str = "amy",
-                    steps: int | None = None) -> dict:
+                    steps: int | None = None, seed: int = 0) -> dict:
     """Train one variant on ``singer`` (resumable), score it on the other singer and on the
     singer's validation song; one torch thread."""
     out = exp / name
     result_file = out / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    bundle = train_one_thread(_config(name, minutes, data, singer, steps), out)
+    bundle = train_one_thread(_config(name, minutes, data, singer, steps, seed), out)
     from vocalsep.evaluate import evaluate_mir1k
     from vocalsep.separator import Separator
 
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per variant")
     ap.add_argument("--steps", type=int, default=None, help="also stop after this many steps (a multiple of 50)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (initial weights and remixes); another "
+                    "seed repeats a comparison (use another --exp)")
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one thread each)")
     ap.add_argument("--variants", nargs="+", default=["base", "speed"], choices=list(VARIANTS))
     ap.add_argument("--singer", default="amy", choices=list(OTHER), help="the one singer to train on")
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
     args.exp = args.exp or ROOT / ("exp/unseen" if args.singer == "amy" else f"exp/unseen-{args.singer}")
     if args.steps is not None and (args.steps < 50 or args.steps % 50):
         ap.error(f"--steps must be a positive multiple of 50, got {args.steps}")
-    results = train_all(functools.partial(train_and_score, singer=args.singer, steps=args.steps), args.variants, args)
+    results = train_all(functools.partial(train_and_score, singer=args.singer, steps=args.steps, seed=args.seed), args.variants, args)
     print(f"Trained on {args.singer}'s clips only ({args.minutes:g} min each, Chimera 3 x 256, 100-frame chunks); "
           "voice GNSDR / GSIR / GSAR in dB\n")
     print(f"| variant | remixing | steps | {OTHER[args.singer]} (unseen singer) | "
