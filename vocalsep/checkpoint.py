@@ -46,6 +46,11 @@ class ModelBundle:
     # separation defaults chosen for this model: {"postfilter": False}, or per mask source {"postfilter": {"head": False}}
     separation: dict = field(default_factory=dict)
 
+    def postfilter_default(self, mask_from: str) -> bool:
+        """Whether this model's file asks for the post-filter on masks from ``mask_from`` (yes when silent)."""
+        chosen = self.separation.get("postfilter", True)
+        return bool(chosen.get(mask_from, True) if isinstance(chosen, dict) else chosen)
+
 
 def atomic_torch_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temp file in the target folder, then rename over ``path``."""

@@ -155,9 +155,7 @@ class Separator:
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
             raise SeparationError("more than 2 sources needs clustering of the embeddings and reconstruct='full'")
         if postfilter is None:  # the model's own choice for this mask source where its file records one
-            chosen = bundle.separation.get("postfilter", True)
-            chosen = chosen.get(mask_from, True) if isinstance(chosen, dict) else chosen
-            postfilter = reconstruct == "full" and sources == 2 and bool(chosen)
+            postfilter = reconstruct == "full" and sources == 2 and bundle.postfilter_default(mask_from)
         if postfilter and (reconstruct != "full" or sources > 2):
             raise SeparationError("the post-filter works on the full-band two-stem output: use reconstruct='full', "
                                   "sources=2")

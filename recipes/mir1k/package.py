@@ -4,8 +4,9 @@
                                     [--replace OLD_NAME] [--no-postfilter head|clusters]
 
 ``--no-postfilter head`` records in the model file that masks from its mask head skip the
-Wiener-style post-filter by default (the choice made on validation for that model). Writes vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training
-summary) in vocalsep/pretrained/registry.json.
+Wiener-style post-filter by default (the choice made on validation for that model). Writes
+vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training summary)
+in vocalsep/pretrained/registry.json.
 """
 from __future__ import annotations
 
@@ -40,8 +41,7 @@ def main(argv=None) -> int:
     reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
     reg = json.loads(reg_path.read_text())
     reg["models"][args.name] = {"file": dest.name, "sha256": file_sha256(dest), "description": args.description,
-                                "license": args.license, "separation": bundle.separation,
-                                "training": bundle.training}
+                                "license": args.license, "training": bundle.training}
     if args.replace and args.replace != args.name and args.replace in reg["models"]:
         old = reg["models"].pop(args.replace)
         (ROOT / "vocalsep" / "pretrained" / old["file"]).unlink(missing_ok=True)
