@@ -1,6 +1,6 @@
 import numpy as np
 
-from vocalsep.data import Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, speed_change
+from vocalsep.data import Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, speed_change
 
 
 def clips(n=3, length=8000, seed=0):
@@ -24,7 +24,8 @@ def test_augmentation_off_keeps_the_random_stream():
     plain = RemixSampler(clips(), 1000, RemixConfig(), seed=1).sample(6)
     zero = RemixSampler(clips(), 1000, RemixConfig(eq_prob=0.0, lowpass_prob=0.0, eq_db=12.0,
                                                                   speed_prob=0.0, speed_semitones=7.0,
-                                                                  layer_prob=0.0), seed=1).sample(6)
+                                                                  layer_prob=0.0, reverb_prob=0.0,
+                                                                  reverb_seconds=(1.0, 3.0)), seed=1).sample(6)
     assert all(np.array_equal(x, y) for x, y in zip(plain, zero, strict=True))
     aug = RemixSampler(clips(), 1000, RemixConfig(eq_prob=1.0, lowpass_prob=1.0), seed=1).sample(6)
     assert not np.allclose(aug[0], plain[0])
@@ -43,6 +44,24 @@ def test_random_eq_stays_within_its_range_and_lowpass_removes_the_top():
     n = len(spec)
     assert spec[int(0.72 * n):].max() < 1e-3  # above half an octave past the cutoff: nothing left
     assert np.allclose(spec[: int(0.45 * n)], np.abs(np.fft.rfft(x))[: int(0.45 * n)], rtol=1e-3)
+
+
+def test_reverb_leaves_a_decaying_tail_at_the_drawn_level():
+    x = np.zeros(32000, np.float32)
+    x[1000] = 1.0  # a click, then silence
+    y = _reverb(x, np.random.default_rng(3), (0.5, 0.5))
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.abs(y[:1000]).max() < 1e-6 and y[1000] > 0.9  # the dry click is kept; nothing before it
+    tail = y[1001:]
+    wet_db = 10 * np.log10(np.sum(tail.astype(np.float64) ** 2))  # against the click's energy 1
+    assert -15.5 <= wet_db <= -2.5
+    early, late = np.sum(tail[1000:2000] ** 2), np.sum(tail[6000:7000] ** 2)  # 0.06-0.13 s, 0.38-0.44 s
+    assert late < early / 30  # RT60 0.5 s: about 38 dB lower 0.32 s later
+    sampler = RemixSampler(clips(), 1000, RemixConfig(reverb_prob=1.0, original_pair_prob=1.0,
+                                                      silent_voice_prob=0.0), seed=1)
+    plain = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=1.0, silent_voice_prob=0.0), seed=1)
+    (v1, a1), (v0, a0) = sampler.sample(2), plain.sample(2)
+    assert not np.allclose(v1 / np.abs(v1 + a1).max(), v0 / np.abs(v0 + a0).max())  # the voice changed
 
 
 def _peak_hz(x, sr):

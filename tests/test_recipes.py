@@ -86,5 +86,8 @@ def test_unseen_singer_configs_use_the_singers_split_and_a_step_budget(monkeypat
     assert cfg.remix["source_gain_db"] == 6.0 and cfg.remix["speed_semitones"] == 6.0
     assert unseen_singer._config("base", 40.0, "d", "amy").phases[0].max_epochs == 100000
     assert cfg.seed == 0 and unseen_singer._config("base", 40.0, "d", "amy", seed=1).seed == 1
+    for name, (remix, _) in unseen_singer.VARIANTS.items():  # every variant's overrides are known remix keys
+        got = unseen_singer._config(name, 1.0, "d", "amy").remix
+        assert all(got[k] == v for k, v in remix.items()), name
     with pytest.raises(SystemExit):  # not a multiple of 50
         unseen_singer.main(["--steps", "120"])

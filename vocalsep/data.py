@@ -103,6 +103,8 @@ class RemixConfig:
     speed_prob: float = 0.0  # chance that each remixed source is resampled (pitch, formants and tempo together)
     speed_semitones: float = 3.0  # its pitch change drawn from +-this many semitones
     layer_prob: float = 0.0  # chance that another clip's accompaniment is added to an example's (denser music)
+    reverb_prob: float = 0.0  # chance that the voice gets a synthetic reverb, kept in the voice target (as in produced stems)
+    reverb_seconds: tuple[float, float] = (0.3, 2.0)  # its decay time (RT60) range
 
 
 class RemixSampler:
@@ -152,6 +154,8 @@ class RemixSampler:
             if cfg.eq_prob:  # no draws at all when off, so earlier configs keep their random streams
                 v = _random_eq(v, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else v
                 a = _random_eq(a, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else a
+            if cfg.reverb_prob and rng.random() < cfg.reverb_prob:
+                v = _reverb(v, rng, cfg.reverb_seconds)
             if cfg.lowpass_prob and rng.random() < cfg.lowpass_prob:
                 cutoff = rng.uniform(0.25, 0.9)
                 v, a = _lowpass(v, cutoff), _lowpass(a, cutoff)
@@ -194,6 +198,23 @@ def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.nda
     centre, width = rng.uniform(np.log2(0.01), 0.0), rng.uniform(0.3, 2.0)  # octaves
     peak = rng.uniform(-max_db, max_db) * np.exp(-0.5 * ((logf - centre) / width) ** 2)
     return np.fft.irfft(spec * 10 ** ((tilt + peak) / 20), len(x)).astype(np.float32)
+
+
+def _reverb(x: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float],
+            sample_rate: int = 16000) -> np.ndarray:
+    """``x`` plus a random reverb: exponentially decaying noise (RT60 drawn from ``seconds``) darkened
+    by a random low-pass, 0-40 ms pre-delay, wet level -15 to -3 dB against the dry signal by energy."""
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(*seconds)
+    n = int(rt60 * sample_rate)
+    t = np.arange(n) / sample_rate
+    ir = rng.standard_normal(n) * 10 ** (-3 * t / rt60)  # -60 dB at rt60
+    ir = _lowpass(ir.astype(np.float32), rng.uniform(0.3, 1.0))
+    ir = np.concatenate([np.zeros(int(rng.uniform(0.0, 0.04) * sample_rate)), ir])
+    wet = fftconvolve(x, ir)[: len(x)]
+    gain = 10 ** (rng.uniform(-15.0, -3.0) / 20) * _rms(x) / max(_rms(wet), 1e-12)
+    return (x + gain * wet).astype(np.float32)
 
 
 def _lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:

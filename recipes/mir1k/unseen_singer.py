@@ -41,6 +41,8 @@ VARIANTS = {
                  "+ the same, and half the sources with a random EQ (+-6 dB tilt and peak)"),
     "speed6-gain6": ({"speed_prob": 0.5, "speed_semitones": 6.0, "source_gain_db": 6.0},
                      "+ +-6 semitones, and source gains of +-6 dB instead of +-3"),
+    "speed6-reverb": ({"speed_prob": 0.5, "speed_semitones": 6.0, "reverb_prob": 0.5},
+                      "+ +-6 semitones, and half the voices with a synthetic reverb (0.3-2 s)"),
 }
 
 
