@@ -37,6 +37,8 @@ VARIANTS = {
               "+ half the remixed sources resampled by up to +-3 semitones"),
     "speed6": ({"speed_prob": 0.5, "speed_semitones": 6.0},
                "+ half the remixed sources resampled by up to +-6 semitones"),
+    "speed9": ({"speed_prob": 0.5, "speed_semitones": 9.0},
+               "+ half the remixed sources resampled by up to +-9 semitones"),
     "speed-eq": ({"speed_prob": 0.5, "speed_semitones": 3.0, "eq_prob": 0.5, "eq_db": 6.0},
                  "+ the same, and half the sources with a random EQ (+-6 dB tilt and peak)"),
     "speed6-gain6": ({"speed_prob": 0.5, "speed_semitones": 6.0, "source_gain_db": 6.0},
