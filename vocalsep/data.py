@@ -204,15 +204,14 @@ def _reverb(x: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float
             sample_rate: int = 16000) -> np.ndarray:
     """``x`` plus a random reverb: exponentially decaying noise (RT60 drawn from ``seconds``) darkened
     by a random low-pass, 0-40 ms pre-delay, wet level -15 to -3 dB against the dry signal by energy."""
-    from scipy.signal import fftconvolve
-
     rt60 = rng.uniform(*seconds)
     n = int(rt60 * sample_rate)
     t = np.arange(n) / sample_rate
     ir = rng.standard_normal(n) * 10 ** (-3 * t / rt60)  # -60 dB at rt60
     ir = _lowpass(ir.astype(np.float32), rng.uniform(0.3, 1.0))
     ir = np.concatenate([np.zeros(int(rng.uniform(0.0, 0.04) * sample_rate)), ir])
-    wet = fftconvolve(x, ir)[: len(x)]
+    size = len(x) + len(ir)  # linear (not circular) convolution by FFT
+    wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x)]
     gain = 10 ** (rng.uniform(-15.0, -3.0) / 20) * _rms(x) / max(_rms(wet), 1e-12)
     return (x + gain * wet).astype(np.float32)
 
