@@ -212,7 +212,7 @@ def _reverb(x: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float
     ir = np.concatenate([np.zeros(int(rng.uniform(0.0, 0.04) * sample_rate)), ir])
     size = len(x) + len(ir)  # linear (not circular) convolution by FFT
     wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x)]
-    gain = 10 ** (rng.uniform(-15.0, -3.0) / 20) * _rms(x) / max(_rms(wet), 1e-12)
+    gain = 10 ** (rng.uniform(-15.0, -3.0) / 20) * _rms(x) / _rms(wet)  # _rms is never 0
     return (x + gain * wet).astype(np.float32)
 
 
