@@ -107,3 +107,52 @@ def test_layering_adds_a_second_clips_accompaniment():
     assert all(tones_in(a) == 2 for a in acc)  # its own accompaniment and one other clip's
     _, plain = RemixSampler(tones, 2000, RemixConfig(original_pair_prob=0.0, silent_voice_prob=0.0), seed=4).sample(8)
     assert all(tones_in(a) == 1 for a in plain)
+
+
+def test_pool_accompaniments_replace_mir1k_ones_at_the_crops_own_level():
+    sr, n = 8000, 4000
+    t = np.arange(n) / sr
+    voice_free = [Clip(f"c{i}", np.zeros(n, np.float32), np.sin(2 * np.pi * 500 * t).astype(np.float32))
+                  for i in range(2)]
+    # a pool track that is silent for its first half, then a 2 kHz tone far quieter than the clips
+    track = np.concatenate([np.zeros(20 * n, np.float32), 0.01 * np.sin(2 * np.pi * 2000 * np.arange(20 * n) / sr)])
+    cfg = RemixConfig(original_pair_prob=0.0, silent_voice_prob=0.0, source_gain_db=0.0, level_db=(0.0, 0.0),
+                      pool_prob=1.0)
+    _, acc = RemixSampler(voice_free, 2000, cfg, seed=2, pool=[track.astype(np.float32)]).sample(8)
+    for a in acc:
+        spec = np.abs(np.fft.rfft(a))
+        assert spec[int(2000 * len(a) / sr)] > 10 * spec[int(500 * len(a) / sr)]  # the pool's tone, not the clips'
+        assert np.abs(a).max() > 0.5  # scaled by the crop's level (peak-normalised mixture), never a silent crop
+    half = RemixSampler(voice_free, 2000, RemixConfig(**{**cfg.__dict__, "pool_prob": 0.5}), seed=2,
+                        pool=[track.astype(np.float32)]).sample(40)[1]
+    from_pool = [np.abs(np.fft.rfft(a))[int(2000 * 2000 / sr)] > np.abs(np.fft.rfft(a))[int(500 * 2000 / sr)]
+                 for a in half]
+    assert 8 <= sum(from_pool) <= 32
+
+
+def test_pool_is_ignored_without_pool_prob_and_pool_prob_without_pool():
+    pool = [np.random.default_rng(0).standard_normal(50000).astype(np.float32)]
+    plain = RemixSampler(clips(), 1000, RemixConfig(), seed=1).sample(6)
+    unused = RemixSampler(clips(), 1000, RemixConfig(), seed=1, pool=pool).sample(6)
+    empty = RemixSampler(clips(), 1000, RemixConfig(pool_prob=0.7), seed=1).sample(6)
+    assert all(np.array_equal(x, y) for x, y in zip(plain, unused, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(plain, empty, strict=True))
+
+
+def test_load_pool_reads_the_manifest_and_says_what_to_run_when_audio_is_missing(tmp_path):
+    import pytest
+    import soundfile as sf
+
+    from vocalsep.data import DatasetError, load_pool
+
+    (tmp_path / "audio" / "pkg").mkdir(parents=True)
+    sf.write(tmp_path / "audio" / "pkg" / "a.wav", np.full((8000, 2), 0.1, np.float32), 8000)
+    manifest = tmp_path / "pool.tsv"
+    manifest.write_text("path\tpackage\tlicence\npkg/a.wav\tpkg\tGPL-2+\n")
+    tracks = load_pool(manifest, tmp_path / "audio", 16000)
+    assert len(tracks) == 1 and tracks[0].ndim == 1 and len(tracks[0]) == 16000
+    manifest.write_text("path\tpackage\tlicence\npkg/missing.wav\tpkg\tGPL-2+\n")
+    with pytest.raises(DatasetError, match="prepare_pool.py"):
+        load_pool(manifest, tmp_path / "audio", 16000)
+    with pytest.raises(DatasetError, match="not found"):
+        load_pool(tmp_path / "nope.tsv", tmp_path, 16000)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vocalsep.features import (FeatureConfig, istft, mel_filterbank, mel_inverse, mel_magnitude,
+from vocalsep.features import (FeatureConfig, istft, mel_filterbank, mel_frequencies, mel_inverse, mel_magnitude,
                                mel_to_bin_weights, silence_weights, stft)
 
 
@@ -31,6 +31,23 @@ def test_bin_weights_rows_are_averages(sr, n_fft):
     above = freqs > cfg.fmax
     if above.any():
         assert torch.all(w[above, -1] == 1)
+
+
+@pytest.mark.parametrize("sr,n_fft", [(44100, 1024), (48000, 2048), (16000, 512)])
+def test_octave_rule_gives_bins_above_the_band_the_mean_of_its_top_octave(sr, n_fft):
+    cfg = FeatureConfig()
+    top, octave = mel_to_bin_weights(cfg, sr, n_fft, "top"), mel_to_bin_weights(cfg, sr, n_fft, "octave")
+    freqs = np.fft.rfftfreq(n_fft, 1 / sr)
+    above = torch.from_numpy(freqs > cfg.fmax)
+    assert torch.equal(top[~above], octave[~above])  # the model's own band is mapped as before
+    assert torch.allclose(octave.sum(1), torch.ones(octave.shape[0]), atol=1e-5)
+    if above.any():
+        mask = torch.linspace(0, 1, cfg.n_mels)  # rising with frequency
+        centres = torch.from_numpy(mel_frequencies(cfg.n_mels + 2, cfg.fmin, cfg.fmax)[1:-1])
+        expected = mask[centres >= cfg.fmax / 2].mean()
+        assert torch.allclose(mask @ octave[above].T, expected.expand(int(above.sum())), atol=1e-5)
+    with pytest.raises(ValueError, match="high-band rule"):
+        mel_to_bin_weights(cfg, sr, n_fft, "loud")
 
 
 def test_mel_inverse_maps_flat_spectrum_to_itself():

@@ -152,3 +152,18 @@ def test_postfilter_keeps_mixture_consistency(bundle):
     assert Separator(bundle).postfilter and not Separator(bundle, reconstruct="mel").postfilter  # default
     assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
     assert not np.allclose(out["vocals"], plain["vocals"])
+
+
+def test_high_band_rule_changes_only_what_lies_above_the_models_band(bundle):
+    from conftest import song
+
+    x = song(2.0, 44100, 2)
+    top = Separator(bundle, high_band="top").separate(x, 44100)["vocals"]
+    octave = Separator(bundle).separate(x, 44100)["vocals"]
+    diff = np.fft.rfft(octave - top, axis=-1)
+    f = np.fft.rfftfreq(x.shape[-1], 1 / 44100)
+    energy = np.abs(diff) ** 2
+    assert energy.sum() > 0
+    assert energy[:, f < 7000].sum() < 1e-3 * energy.sum()
+    with pytest.raises(SeparationError, match="high-band rule"):
+        Separator(bundle, high_band="loudest")

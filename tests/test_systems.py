@@ -21,6 +21,7 @@ TINY = {
     "mask-ff": "{hidden=8, context=1}",
     "mask-lstm": "{hidden=8, layers=1}",
     "mask-blstm": "{hidden=8, layers=1}",
+    "unet": "{channels=2, depth=2}",
     **{name: "{channels=4, emb_dim=4}" for name in ARCHITECTURES if name.startswith("gcdc-")},
 }
 

@@ -93,6 +93,9 @@ def _model_options(f):
                      help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time); "
                           "default: as the model file says (on unless it says off), for --reconstruct full "
                           "with two stems only.")(f)
+    f = click.option("--high-band", "high_band", default="octave", show_default=True, type=click.Choice(["octave", "top"]),
+                     help="Mask above the model's 8 kHz band (--reconstruct full): octave: the mean of its 4-8 kHz "
+                          "bands, so sibilants and breaths stay with the voice; top: its top band alone.")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                      help="Soft-mask sharpness beta: memberships softmax(beta * v.c) over the centroids (with --mask soft).")(f)
     return f

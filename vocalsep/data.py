@@ -105,6 +105,7 @@ class RemixConfig:
     layer_prob: float = 0.0  # chance that another clip's accompaniment is added to an example's (denser music)
     reverb_prob: float = 0.0  # chance that the voice gets a synthetic reverb, kept in the voice target (as in produced stems)
     reverb_seconds: tuple[float, float] = (0.3, 2.0)  # its decay time (RT60) range
+    pool_prob: float = 0.0  # chance that an example's accompaniment comes from the instrumental pool (if given)
 
 
 class RemixSampler:
@@ -113,10 +114,14 @@ class RemixSampler:
     ``state()``/``set_state()`` capture the random stream so a resumed run draws the same batches.
     """
 
-    def __init__(self, clips: list[Clip], length: int, cfg: RemixConfig | None = None, seed: int = 0):
+    def __init__(self, clips: list[Clip], length: int, cfg: RemixConfig | None = None, seed: int = 0,
+                 pool: list[np.ndarray] | None = None):
         if not clips:
             raise DatasetError("no clips to sample from")
         self.clips, self.length, self.cfg = clips, length, cfg or RemixConfig()
+        self.pool = pool or []
+        lengths = np.array([len(t) for t in self.pool], np.float64)
+        self.pool_p = lengths / lengths.sum() if self.pool else None  # tracks drawn by duration
         self.rng = np.random.default_rng(seed)
         self.voice_rms = [_rms(c.voice) for c in clips]
         self.acc_rms = [_rms(c.accompaniment) for c in clips]
@@ -146,7 +151,11 @@ class RemixSampler:
                 a = self._crop_speed(self.clips[j].accompaniment, rng)
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
-            a = a * (ga / self.acc_rms[j])
+            if self.pool and cfg.pool_prob and rng.random() < cfg.pool_prob:
+                a = self._pool_crop(rng)
+                a = a * (ga / _rms(a))  # a long track's level varies: the crop's own level, not the track's
+            else:
+                a = a * (ga / self.acc_rms[j])
             if cfg.layer_prob and n > 1 and rng.random() < cfg.layer_prob:
                 k = (j + 1 + int(rng.integers(n - 1))) % n  # any clip but j
                 gk = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db) / 20)
@@ -165,6 +174,15 @@ class RemixSampler:
             level = 10 ** (rng.uniform(*cfg.level_db) / 20) / peak
             voices[b], accs[b] = v * level, a * level
         return voices, accs
+
+    def _pool_crop(self, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+        """A crop of a pool track (drawn by duration) that is not near-silent (a track's quiet intro or
+        ending); after ``tries`` silent crops the last one is used."""
+        for _ in range(tries):
+            a = self._crop_speed(self.pool[int(rng.choice(len(self.pool), p=self.pool_p))], rng)
+            if _rms(a) > 1e-3:
+                break
+        return a
 
     def _crop_speed(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop, resampled with probability ``speed_prob`` to sound up to ``speed_semitones``
@@ -222,6 +240,30 @@ def _lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:
     logf = np.log2(np.maximum(np.linspace(0.0, 1.0, len(spec)), 1e-6) / cutoff)
     gain = np.where(logf <= 0, 1.0, np.where(logf >= 0.5, 0.0, 0.5 * (1 + np.cos(2 * np.pi * logf))))
     return np.fft.irfft(spec * gain, len(x)).astype(np.float32)
+
+
+def load_pool(manifest: str | Path, root: str | Path, sample_rate: int = 16000) -> list[np.ndarray]:
+    """Accompaniment-only tracks (an instrumental pool) listed in a tab-separated manifest whose
+    ``path`` column is relative to ``root`` (as ``recipes/mixed/prepare_pool.py`` writes them), mono
+    at ``sample_rate``. A missing or unreadable track is an error: the manifest says what to run."""
+    import csv
+
+    manifest, root = Path(manifest), Path(root)
+    if not manifest.is_file():
+        raise DatasetError(f"pool manifest {manifest} not found")
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or "path" not in rows[0]:
+        raise DatasetError(f"pool manifest {manifest} has no rows with a 'path' column")
+    tracks = []
+    for r in rows:
+        try:
+            audio, sr = load_audio(root / r["path"])
+        except AudioError as exc:
+            raise DatasetError(f"pool track {root / r['path']}: {exc}; run recipes/mixed/prepare_pool.py "
+                               "to fetch and convert the pool") from None
+        tracks.append(_mono16(audio, sr, sample_rate))
+    return tracks
 
 
 def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,14 +119,22 @@ def log_mel(mel_mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return torch.log(mel_mag.clamp_min(cfg.log_floor))
 
 
-def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torch.Tensor:
+HIGH_BANDS = ("octave", "top")  # rules for the bins above a model's top band; the first is the default
+
+
+def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str = "top") -> torch.Tensor:
     """Map a per-band mask onto the bins of an STFT of any rate and size, (bins, bands).
 
     Each bin takes the filterbank-weighted average of the band masks (the mel triangles are
-    evaluated at the bin's own frequency). Bins that no triangle covers (DC, and everything above
-    ``cfg.fmax`` -- the full-band part a 16 kHz model never sees) take the nearest band.
+    evaluated at the bin's own frequency). Bins that no triangle covers take the nearest band (DC),
+    except those above ``cfg.fmax`` -- the full-band part a 16 kHz model never sees -- with
+    ``high_band="octave"``: they take the mean of the bands of the model's top octave (centres from
+    ``fmax / 2`` up), so a voice's sibilants and breaths above 8 kHz go where its 4-8 kHz content
+    went, rather than following the top band alone, which the voice rarely dominates.
     Rows sum to one, so a mask in [0, 1] stays in [0, 1].
     """
+    if high_band not in HIGH_BANDS:
+        raise ValueError(f"unknown high-band rule {high_band!r}; choose one of {', '.join(HIGH_BANDS)}")
     # Triangles are evaluated with the model's own fmax, so band indices stay aligned even when
     # this grid stops below it (low sample rates).
     w = _mel_np(sample_rate, n_fft, cfg.n_mels, cfg.fmin, cfg.fmax).T.copy()  # (bins, bands)
@@ -137,6 +145,9 @@ def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torc
     w[empty] = 0.0
     nearest = np.abs(freqs[empty, None] - centres[None, :]).argmin(1)
     w[np.flatnonzero(empty), nearest] = 1.0
+    if high_band == "octave":
+        top = centres >= cfg.fmax / 2
+        w[freqs > cfg.fmax] = top / top.sum()
     w /= w.sum(1, keepdims=True)
     return torch.from_numpy(w.astype(np.float32))
 
@@ -150,7 +161,7 @@ def mel_inverse(cfg: FeatureConfig) -> torch.Tensor:
     """
     fb = mel_filterbank(cfg)
     area = fb.sum(1, keepdim=True).clamp_min(1e-12)
-    to_bins = mel_to_bin_weights(cfg, cfg.sample_rate, cfg.n_fft)  # (bins, bands)
+    to_bins = mel_to_bin_weights(cfg, cfg.sample_rate, cfg.n_fft, "top")  # (bins, bands)
     return (to_bins / area.T).T.contiguous()
 
 

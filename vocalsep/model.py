@@ -254,6 +254,9 @@ from .gcdc import VARIANTS as _GCDC_VARIANTS, GatedConvDC  # noqa: E402  (gcdc b
 for _variant in _GCDC_VARIANTS:  # Li & Kameoka's five GCDC variants; 1D convolutions get wider layers
     ARCHITECTURES[f"gcdc-{_variant}"] = (GatedConvDC, dict(variant=_variant, layers=5, emb_dim=20,
                                                           channels=256 if _variant.startswith("1d") else 32))
+from .unet import MaskUNet  # noqa: E402  (builds on _Normalised above)
+
+ARCHITECTURES["unet"] = (MaskUNet, dict(channels=16, depth=5, kernel=5, dropout=0.2))
 MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
 
 

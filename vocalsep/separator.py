@@ -16,7 +16,7 @@ from .apply import apply_chunked, iter_chunked
 from .audio import AudioError, audio_writer, open_audio, resample
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .cluster import METHODS, source_masks, voice_direction, voice_masks
-from .features import (FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
+from .features import (HIGH_BANDS, FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
                        mel_to_bin_weights, silence_weights, stft)
 
 RECONSTRUCTIONS = ("full", "mel")
@@ -35,8 +35,8 @@ def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=16)
-def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> torch.Tensor:
-    return mel_to_bin_weights(cfg, sample_rate, n_fft)
+def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str) -> torch.Tensor:
+    return mel_to_bin_weights(cfg, sample_rate, n_fft, high_band)
 
 
 def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> torch.Tensor:
@@ -72,19 +72,20 @@ def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, p
 
 
 def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig,
-                     postfilter: bool = False) -> np.ndarray:
+                     postfilter: bool = False, high_band: str = HIGH_BANDS[0]) -> np.ndarray:
     """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
 
     ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
     on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
-    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights`), optionally refined
+    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights` with the ``high_band``
+    rule above the model's band), optionally refined
     by :func:`wiener_postfilter`, and applied to every channel. Returns the masked signal, (batch,
     channels, samples).
     """
     k, channels, n = audio.shape
     n_fft, hop = output_stft_size(sample_rate, cfg)
     spec = stft(torch.from_numpy(audio.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
-    to_bins = _bin_weights(cfg, sample_rate, n_fft).T
+    to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band).T
     m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
                      for mk in masks]) @ to_bins  # (batch, frames, bins)
     spec = spec.view(k, channels, *spec.shape[1:])
@@ -115,6 +116,9 @@ class Separator:
         postfilter: refine the voice mask on the full-band STFT with :func:`wiener_postfilter`;
             None: as the model file's ``separation`` defaults say for this mask source (on when they
             say nothing) with ``reconstruct="full"`` and two sources, off otherwise.
+        high_band: how bins above the model's top band (above 8 kHz) are masked with
+            ``reconstruct="full"``: ``"octave"`` (default) the mean mask of the model's top octave
+            (4-8 kHz), so sibilants and breaths follow the voice; ``"top"`` the top band alone.
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
             returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
@@ -130,8 +134,9 @@ class Separator:
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
-                 mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None):
-        for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS),
+                 mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None,
+                 high_band: str = HIGH_BANDS[0]):
+        for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS), ("high-band rule", high_band, HIGH_BANDS),
                                      ("clustering method", cluster, METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
             if value not in allowed:
@@ -169,6 +174,7 @@ class Separator:
         self.model = bundle.model.to(self.device).eval()
         self.reconstruct, self.cluster, self.mask_from, self.mask = reconstruct, cluster, mask_from, mask
         self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
+        self.high_band = high_band
         self.segment_frames, self.overlap = segment_frames, overlap
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.fb = mel_filterbank(self.cfg)
@@ -337,7 +343,8 @@ class Separator:
         heads, mel, spec16 = self.infer(mono16)
         masks = self.masks(heads, mel, track)
         if self.sources > 2:  # every source but the last masked; the last is what remains
-            out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c) for i in range(self.sources - 1)}
+            out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c, high_band=self.high_band)
+                   for i in range(self.sources - 1)}
             out[f"source{self.sources}"] = chunks - sum(out.values())
             return out
         if self.reconstruct == "mel":
@@ -346,7 +353,7 @@ class Separator:
             acc = np.stack([self._mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n)
                             for i in range(k)])
             return {"vocals": np.repeat(voc[:, None], channels, 1), "accompaniment": np.repeat(acc[:, None], channels, 1)}
-        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter)
+        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band)
         return {"vocals": vocals, "accompaniment": chunks - vocals}
 
     def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
-from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips
+from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips, load_pool
 from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
 from .losses import objective
 from .model import build_model
@@ -98,6 +98,8 @@ class TrainConfig:
     train_set: str = ""  # mir1k: a manifest file (empty: every clip); musdb: a split (train); dsd100: Dev
     valid_set: str = ""  # the same kinds; empty: validate on the first 8 training clips' own mixtures
     remix: dict = field(default_factory=dict)
+    pool: str = ""  # manifest of accompaniment-only tracks (remix.pool_prob draws from them); empty: none
+    pool_root: str = ""  # the folder the pool manifest's paths are relative to
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
     silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
@@ -277,7 +279,9 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
     valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
-    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase + 7919 * rank)
+    pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
+    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase + 7919 * rank,
+                           pool=pool)
     valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
     torch.manual_seed(cfg.seed * 1000 + phase)  # the same initial weights on every rank
 

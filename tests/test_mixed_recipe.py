@@ -1,0 +1,118 @@
+"""recipes/mixed: the instrumental pool's selection, licences and conversion, its training config, and the
+validation script's measures -- on generated files (no package download, no ../shared needed)."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def prepare_pool(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import prepare_pool
+
+    return prepare_pool
+
+
+def _tsv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]), delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_only_files_instrumental_on_all_nine_excerpts_are_kept(tmp_path, prepare_pool):
+    pkg = "wesnoth-1.16-music"
+    _tsv(tmp_path / "screening.tsv", [
+        {"package": pkg, "path": p, "sample_rate": "44100", "verdict": v}
+        for p, v in (("a.ogg", "instrumental"), ("b.ogg", "instrumental"), ("c.ogg", "check"), ("d.ogg", "voice"),
+                     ("e.ogg", "skipped"))] + [{"package": "other-pkg", "path": "x.ogg", "sample_rate": "1",
+                                                "verdict": "instrumental"}])
+    _tsv(tmp_path / "dense_screening.tsv", [
+        {"package": pkg, "path": p, "verdict_9": v}
+        for p, v in (("a.ogg", "instrumental"), ("b.ogg", "check"), ("c.ogg", "voice"))] + [
+        {"package": "other-pkg", "path": "x.ogg", "verdict_9": "instrumental"}])
+    kept = prepare_pool.selected(tmp_path)
+    # b.ogg and c.ogg: instrumental on three excerpts, not on all nine; d.ogg, e.ogg: not even on three
+    assert [r["path"] for r in kept] == ["a.ogg"]
+    assert all(r["package"] in prepare_pool.PACKAGES for r in kept)
+
+
+def test_licence_per_file(tmp_path, prepare_pool):
+    album = tmp_path / "usr/share/games/warzone2100/music/albums/legacy"
+    album.mkdir(parents=True)
+    (album / "license.txt").write_text("'Legacy' is licensed and available under:\nCC-BY-SA-3.0 (or later)\n")
+    lic = prepare_pool.licence
+    assert lic("warzone2100-music", "usr/share/games/warzone2100/music/albums/legacy/track1.ogg", tmp_path) == "CC-BY-SA-3.0"
+    assert lic("warzone2100-music", "usr/share/games/warzone2100/music/menu.ogg", tmp_path) == "GPL-2+"
+    assert lic("hyperrogue-music", "usr/share/games/hyperrogue/music/hr3-caves.ogg", tmp_path) == "CC-BY-SA-3.0"
+    assert lic("hyperrogue-music", "usr/share/games/hyperrogue/music/other.ogg", tmp_path) == "GPL-2+"
+
+
+def test_conversion_is_16k_mono_and_keeps_the_content(tmp_path, prepare_pool):
+    sr = 44100
+    t = np.arange(sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], 1).astype(np.float32) * 0.5
+    src = tmp_path / "in.ogg"
+    sf.write(src, stereo, sr, format="OGG", subtype="VORBIS")
+    dst = tmp_path / "out" / "a.wav"
+    seconds = prepare_pool.convert(src, dst)
+    y, rate = sf.read(dst)
+    assert rate == 16000 and y.ndim == 1 and abs(seconds - 1.0) < 0.01 and not dst.with_suffix(".part").exists()
+    spec = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spec) * rate / len(y) - 440) < 2
+    assert 0.4 < np.abs(y).max() < 0.6
+
+
+def test_main_stops_with_a_clear_message_without_the_screening_table(tmp_path, prepare_pool, capsys):
+    assert prepare_pool.main(["--screening", str(tmp_path / "none"), "--work", str(tmp_path)]) == 1
+    assert "no screening table" in capsys.readouterr().err
+
+
+def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones():
+    from vocalsep.data import read_manifest
+    from vocalsep.train import load_config
+
+    cfg = load_config(ROOT / "recipes" / "mixed" / "conf.toml")
+    assert cfg.arch == "unet" and cfg.pool and cfg.remix["pool_prob"] > 0
+    train = read_manifest(ROOT / cfg.train_set)
+    valid = read_manifest(ROOT / cfg.valid_set)
+    assert all(Path(c).name.split("_")[0] in ("abjones", "amy") for c in train)
+    assert valid and all(Path(c).name.split("_")[0] in ("khair", "yifen") for c in valid)
+    with open(ROOT / cfg.pool) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert rows and all(r["licence"] and float(r["duration_s"]) > 0 for r in rows)
+
+
+def test_training_draws_from_a_generated_pool(tmp_path):
+    from conftest import write_mir1k_clips
+    from vocalsep.checkpoint import load_model
+    from vocalsep.train import load_config, train_phase
+
+    clips = write_mir1k_clips(tmp_path / "mir1k", 2, 1.0)
+    (tmp_path / "pool").mkdir()
+    sf.write(tmp_path / "pool" / "t.wav", np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 16000)
+    (tmp_path / "pool.tsv").write_text("path\tlicence\nt.wav\tGPL-2+\n")
+    cfg = load_config(None, [
+        f"data_root={json.dumps(str(clips))}", 'arch="unet"', "model={channels=2, depth=2}", "features.n_mels=20",
+        f"pool={json.dumps(str(tmp_path / 'pool.tsv'))}", f"pool_root={json.dumps(str(tmp_path / 'pool'))}",
+        "remix.pool_prob=1.0", "phases=[{chunk_frames=20, batch_size=2, steps_per_epoch=2, max_epochs=1, lr=1e-2}]"])
+    assert load_model(train_phase(cfg, 1, tmp_path / "exp")).arch == "unet"
+
+
+def test_high_band_scores(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import validate
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((44100, 2))
+    level, snr = validate.high_band_scores(ref, ref * 0.5, 44100)
+    assert abs(level - 20 * np.log10(0.5)) < 1e-6 and abs(snr - 20 * np.log10(2)) < 1e-6
+    lowpassed = np.fft.irfft(np.fft.rfft(ref, axis=0) * (np.fft.rfftfreq(44100, 1 / 44100) < 8000)[:, None], 44100, axis=0)
+    level, snr = validate.high_band_scores(ref, lowpassed, 44100)
+    assert level < -100 and abs(snr) < 1e-6  # nothing above 8 kHz: the voice's top went to the accompaniment

@@ -1,0 +1,69 @@
+"""A convolutional U-Net mask network over (bands, frames), in the manner of Jansson et al. (ISMIR 2017)
+and Spleeter (Hennequin et al. 2020), on vocalsep's log-mel input.
+
+Its inductive bias suits voices it never heard: every layer is a small 2-D convolution, so a pattern
+learnt at one place on the (mel-spaced, roughly log-frequency) band axis -- a harmonic stack, a vibrato,
+a formant -- is recognised at another, and a new singer's higher or lower voice is a translation of a
+known one rather than a new input for a recurrent layer's full-band weights.
+
+Layout: ``depth`` encoder layers, each a 5x5 convolution with stride 2 along both bands and frames,
+batch norm and leaky ReLU (``channels``, ``2 * channels``, ... output channels); as many decoder layers,
+each a 5x5 transposed convolution with stride 2, batch norm, ReLU and dropout on the deepest ones, fed
+with the matching encoder layer's output concatenated on the channel axis (the U-Net skips); a 1x1
+convolution and a sigmoid give the voice mask per (frame, band). Input bands and frames are padded to
+a multiple of ``2 ** depth`` and the output is cropped back, so any T >= 1 frames give T mask frames.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model import _Normalised
+
+
+class MaskUNet(_Normalised):
+    """(batch, frames, n_bands) log-mel in, ``{"mask": (batch, frames, n_bands) in [0, 1]}`` out."""
+
+    def __init__(self, n_bands: int = 150, channels: int = 16, depth: int = 5, kernel: int = 5,
+                 dropout: float = 0.2, dropout_layers: int = 2):
+        if min(n_bands, channels, depth, kernel) < 1 or kernel % 2 == 0:
+            raise ValueError("n_bands, channels and depth must be positive and kernel a positive odd number")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        super().__init__(n_bands)
+        self.heads, self.emb_dim = ("mask",), None
+        self.depth = depth
+        pad = kernel // 2
+        widths = [channels * 2 ** i for i in range(depth)]
+        self.encoder = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(1 if i == 0 else widths[i - 1], w, kernel, stride=2, padding=pad),
+                          nn.BatchNorm2d(w), nn.LeakyReLU(0.2))
+            for i, w in enumerate(widths))
+        self.decoder = nn.ModuleList()
+        for i in reversed(range(depth)):  # decoder layer i brings level i + 1 back to level i's input size
+            c_in = widths[i] * (1 if i == depth - 1 else 2)  # the deepest takes the bottleneck alone
+            c_out = widths[i - 1] if i > 0 else channels
+            drop = nn.Dropout2d(dropout) if depth - 1 - i < dropout_layers and dropout > 0 else nn.Identity()
+            self.decoder.append(nn.Sequential(
+                nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=pad, output_padding=1),
+                nn.BatchNorm2d(c_out), nn.ReLU(), drop))
+        self.out = nn.Conv2d(channels + 1, 1, 1)  # sees the last decoder layer and the input itself
+
+    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        # one head only: ``heads`` is accepted for the common interface
+        x = self.normalise(logmel).transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
+        n_f, n_t = x.shape[-2:]
+        m = 2 ** self.depth
+        x = F.pad(x, (0, -n_t % m, 0, -n_f % m))
+        skips, h = [], x
+        for layer in self.encoder:
+            h = layer(h)
+            skips.append(h)
+        skips.pop()  # the bottleneck is the deepest decoder layer's only input
+        for layer in self.decoder:
+            h = layer(h)
+            if skips:
+                h = torch.cat([h, skips.pop()], dim=1)
+        mask = torch.sigmoid(self.out(torch.cat([h, x], dim=1)))[:, 0, :n_f, :n_t]
+        return {"mask": mask.transpose(1, 2)}
