@@ -1,6 +1,7 @@
 import numpy as np
 
-from vocalsep.data import Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, speed_change
+from vocalsep.data import (Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, pitch_shift, speed_change,
+                           time_stretch)
 
 
 def clips(n=3, length=8000, seed=0):
@@ -25,7 +26,8 @@ def test_augmentation_off_keeps_the_random_stream():
     zero = RemixSampler(clips(), 1000, RemixConfig(eq_prob=0.0, lowpass_prob=0.0, eq_db=12.0,
                                                                   speed_prob=0.0, speed_semitones=7.0,
                                                                   layer_prob=0.0, reverb_prob=0.0,
-                                                                  reverb_seconds=(1.0, 3.0)), seed=1).sample(6)
+                                                                  reverb_seconds=(1.0, 3.0), pitch_prob=0.0,
+                                                                  pitch_semitones=9.0, pool_prob=0.0), seed=1).sample(6)
     assert all(np.array_equal(x, y) for x, y in zip(plain, zero, strict=True))
     aug = RemixSampler(clips(), 1000, RemixConfig(eq_prob=1.0, lowpass_prob=1.0), seed=1).sample(6)
     assert not np.allclose(aug[0], plain[0])
@@ -156,3 +158,28 @@ def test_load_pool_reads_the_manifest_and_says_what_to_run_when_audio_is_missing
         load_pool(manifest, tmp_path / "audio", 16000)
     with pytest.raises(DatasetError, match="not found"):
         load_pool(tmp_path / "nope.tsv", tmp_path, 16000)
+
+
+def _peak_hz(x, sr):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.argmax(spec) * sr / len(x)
+
+
+def test_time_stretch_keeps_the_pitch_and_pitch_shift_keeps_the_duration():
+    sr = 16000
+    tone = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
+    slow = time_stretch(tone, 2 * sr)
+    assert len(slow) == 2 * sr and abs(_peak_hz(slow[2000:-2000], sr) - 440) < 5
+    assert 0.5 < np.sqrt(np.mean(slow[2000:-2000] ** 2)) / np.sqrt(np.mean(tone ** 2)) < 1.5
+    for semitones in (-5.0, 7.0):
+        up = pitch_shift(tone, semitones)
+        assert len(up) == sr
+        assert abs(_peak_hz(up[1000:-1000], sr) - 440 * 2 ** (semitones / 12)) < 8
+
+
+def test_pitch_augmentation_changes_remixed_voices_only():
+    cfg = RemixConfig(original_pair_prob=0.0, pitch_prob=1.0, pitch_semitones=4.0)
+    plain = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=0.0), seed=2).sample(4)
+    shifted = RemixSampler(clips(), 1000, cfg, seed=2).sample(4)
+    assert not np.allclose(plain[0], shifted[0])
+    assert all(np.isfinite(x).all() and x.dtype == np.float32 for x in shifted)

@@ -105,6 +105,8 @@ class RemixConfig:
     layer_prob: float = 0.0  # chance that another clip's accompaniment is added to an example's (denser music)
     reverb_prob: float = 0.0  # chance that the voice gets a synthetic reverb, kept in the voice target (as in produced stems)
     reverb_seconds: tuple[float, float] = (0.3, 2.0)  # its decay time (RT60) range
+    pitch_prob: float = 0.0  # chance that a remixed voice is pitch-shifted with its tempo kept (phase vocoder + resampling)
+    pitch_semitones: float = 3.0  # its shift drawn from +-this many semitones
     pool_prob: float = 0.0  # chance that an example's accompaniment comes from the instrumental pool (if given)
 
 
@@ -149,6 +151,8 @@ class RemixSampler:
                 j = int(rng.integers(n))
                 v = self._crop_speed(self.clips[i].voice, rng)
                 a = self._crop_speed(self.clips[j].accompaniment, rng)
+                if cfg.pitch_prob and rng.random() < cfg.pitch_prob:  # no draws when off
+                    v = pitch_shift(v, rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones))
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             if self.pool and cfg.pool_prob and rng.random() < cfg.pool_prob:
@@ -205,6 +209,35 @@ def speed_change(x: np.ndarray, length: int) -> np.ndarray:
     out = np.zeros(length, np.float32)
     out[:min(length, len(y))] = y[:length]
     return out
+
+
+def time_stretch(x: np.ndarray, length: int, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """``x`` played faster or slower to last ``length`` samples, pitch unchanged: a phase vocoder
+    (magnitudes interpolated between analysis frames, phases advanced by each bin's measured frequency)."""
+    import torch
+
+    from .features import istft, stft
+
+    spec = stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy()  # (frames, bins)
+    n_out = max(int(np.ceil(length / hop)) + 1, 2)
+    steps = np.linspace(0, spec.shape[0] - 1, n_out)
+    lo = np.minimum(steps.astype(int), spec.shape[0] - 2) if spec.shape[0] > 1 else np.zeros(n_out, int)
+    hi = np.minimum(lo + 1, spec.shape[0] - 1)
+    frac = (steps - lo)[:, None]
+    mag = (1 - frac) * np.abs(spec[lo]) + frac * np.abs(spec[hi])
+    expected = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft  # phase advance of each bin's centre per hop
+    dphi = np.angle(spec[hi]) - np.angle(spec[lo]) - expected
+    dphi -= 2 * np.pi * np.round(dphi / (2 * np.pi))
+    phase = np.angle(spec[0]) + np.concatenate([np.zeros((1, spec.shape[1])), np.cumsum(expected + dphi, 0)[:-1]])
+    out = torch.from_numpy((mag * np.exp(1j * phase)).astype(np.complex64))[None]
+    return istft(out, n_fft, hop, length)[0].numpy()
+
+
+def pitch_shift(x: np.ndarray, semitones: float) -> np.ndarray:
+    """``x`` moved by ``semitones`` with its duration kept: stretched in time by the pitch ratio, then
+    resampled back to its own length (formants move with the pitch, as in :func:`speed_change`)."""
+    ratio = 2.0 ** (semitones / 12)
+    return speed_change(time_stretch(x, int(round(len(x) * ratio))), len(x))
 
 
 def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:

