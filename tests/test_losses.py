@@ -69,3 +69,14 @@ def test_mask_loss_and_chimera_objective():
     assert torch.isclose(objective({"embedding": emb}, labels, 2), dc)
     with pytest.raises(ValueError, match="no heads"):
         objective({}, labels, 2)
+
+
+def test_mask_loss_against_a_given_target():
+    from vocalsep.losses import mask_loss, objective
+
+    labels = torch.tensor([[0, 1, 0, 1]])
+    ratio = torch.tensor([[0.8, 0.3, 0.6, 0.0]])
+    assert mask_loss(ratio, labels, target=ratio) == 0
+    assert torch.isclose(mask_loss(torch.full((1, 4), 0.5), labels, target=ratio),
+                         ((0.5 - ratio) ** 2).mean())
+    assert torch.isclose(objective({"mask": ratio}, labels, 2, mask_target=ratio), torch.tensor(0.0))

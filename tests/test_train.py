@@ -209,3 +209,20 @@ def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
     bundle = load_model(train_phase(chimera, 1, tmp_path / "chimera"))
     assert bundle.model.heads == ("embedding", "mask")
     assert bundle.training["curriculum"][-1]["init_from"] == str(first)
+
+
+def test_ratio_mask_target_is_the_voices_share_of_each_band():
+    from vocalsep.features import FeatureConfig
+    from vocalsep.train import ConfigError, FeatureExtractor, load_config
+
+    fx = FeatureExtractor(FeatureConfig(n_mels=20), 40.0, mask_target="irm")
+    rng = torch.Generator().manual_seed(0)
+    voice, acc = torch.randn(2, 4000, generator=rng), 0.5 * torch.randn(2, 4000, generator=rng)
+    _, labels, _, target = fx(voice, acc)
+    assert target.shape == labels.shape and float(target.min()) >= 0 and float(target.max()) <= 1
+    assert torch.all((target > 0.5) == (labels == 0))  # the larger share is the dominant source
+    assert torch.allclose(fx(voice, torch.zeros_like(acc))[3], torch.ones_like(target))
+    _, labels, _, binary = FeatureExtractor(FeatureConfig(n_mels=20), 40.0)(voice, acc)
+    assert torch.equal(binary, (labels == 0).float())
+    with pytest.raises(ConfigError, match="mask_target"):
+        load_config(None, ['mask_target="soft"'])

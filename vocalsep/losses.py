@@ -43,12 +43,14 @@ def deep_clustering_loss(embedding: torch.Tensor, labels: torch.Tensor, n_source
     return (loss / norm.square().clamp_min(1.0)).mean()
 
 
-def mask_loss(mask: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error between a predicted voice mask and the ideal binary mask (voice = label 0).
+def mask_loss(mask: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
+              target: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error between a predicted voice mask and its target: the ideal binary mask
+    (voice = label 0), or ``target`` when given (e.g. an ideal ratio mask, in [0, 1]).
 
     mask: (batch, ...) in [0, 1]; labels and optional weights as in :func:`deep_clustering_loss`.
     """
-    target = (labels == 0).to(mask.dtype)
+    target = (labels == 0).to(mask.dtype) if target is None else target.to(mask.dtype)
     err = (mask - target).square()
     if weights is None:
         return err.mean()
@@ -57,14 +59,16 @@ def mask_loss(mask: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | 
 
 
 def objective(outputs: dict[str, torch.Tensor], labels: torch.Tensor, n_sources: int,
-              weights: torch.Tensor | None = None, mask_weight: float = 1.0) -> torch.Tensor:
+              weights: torch.Tensor | None = None, mask_weight: float = 1.0,
+              mask_target: torch.Tensor | None = None) -> torch.Tensor:
     """The training loss of a network's heads: the deep clustering loss on ``embedding``, plus
-    ``mask_weight`` times :func:`mask_loss` on ``mask`` (Chimera when both are present)."""
+    ``mask_weight`` times :func:`mask_loss` on ``mask`` (Chimera when both are present), against
+    ``mask_target`` when given, else the ideal binary mask of ``labels``."""
     if not outputs:
         raise ValueError("the network returned no heads")
     total = 0.0
     if "embedding" in outputs:
         total = total + deep_clustering_loss(outputs["embedding"], labels, n_sources, weights)
     if "mask" in outputs:
-        total = total + mask_weight * mask_loss(outputs["mask"], labels, weights)
+        total = total + mask_weight * mask_loss(outputs["mask"], labels, weights, mask_target)
     return total

@@ -76,6 +76,9 @@ class ConfigError(ValueError):
     """A training configuration is malformed."""
 
 
+MASK_TARGETS = ("ibm", "irm")
+
+
 @dataclass
 class PhaseConfig:
     chunk_frames: int = 100
@@ -104,6 +107,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
     mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
+    mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
     init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
     checkpoint_every: int = 50  # steps
     voice_rule_batches: int = 30
@@ -174,6 +178,8 @@ def config_from_dict(raw: dict) -> TrainConfig:
         cfg.phases = out
     cfg.phases = [p if isinstance(p, PhaseConfig) else PhaseConfig(**p) for p in cfg.phases]
     FeatureConfig.from_dict(cfg.features)  # validate early
+    if cfg.mask_target not in MASK_TARGETS:
+        raise ConfigError(f"unknown mask_target {cfg.mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
     bad = set(cfg.remix) - {f.name for f in fields(RemixConfig)}
     if bad:
         raise ConfigError(f"remix: unknown keys {sorted(bad)}")
@@ -181,10 +187,18 @@ def config_from_dict(raw: dict) -> TrainConfig:
 
 
 class FeatureExtractor:
-    """Waveform batches -> (log-mel, ideal binary labels, bin weights), on the model's device."""
+    """Waveform batches -> (log-mel, ideal binary labels, bin weights, mask target), on the model's device.
 
-    def __init__(self, fcfg: FeatureConfig, silence_db: float, device: str | torch.device = "cpu"):
+    The mask target is the voice's ideal binary mask (``mask_target="ibm"``) or its ideal ratio mask
+    on the mel bands, ``|V| / (|V| + |A|)`` (``"irm"``).
+    """
+
+    def __init__(self, fcfg: FeatureConfig, silence_db: float, device: str | torch.device = "cpu",
+                 mask_target: str = "ibm"):
+        if mask_target not in MASK_TARGETS:
+            raise ConfigError(f"unknown mask_target {mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
         self.cfg, self.silence_db, self.device = fcfg, silence_db, torch.device(device)
+        self.mask_target = mask_target
         self.fb = mel_filterbank(fcfg).to(self.device)
 
     def __call__(self, voice: torch.Tensor, acc: torch.Tensor):
@@ -194,7 +208,11 @@ class FeatureExtractor:
         mel = mel_magnitude(spec, self.fb).unflatten(0, (3, voice.shape[0]))
         labels = ideal_binary_labels(mel[:2])  # 0 = vocals, 1 = accompaniment
         weights = silence_weights(mel[2], self.silence_db)
-        return log_mel(mel[2], c), labels, weights
+        if self.mask_target == "irm":
+            target = mel[0] / (mel[0] + mel[1]).clamp_min(1e-12)
+        else:
+            target = (labels == 0).to(mel.dtype)
+        return log_mel(mel[2], c), labels, weights, target
 
 
 def feature_stats(clips, fx: FeatureExtractor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +237,7 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
     sums = torch.zeros(2, model.emb_dim, dtype=torch.float64)
     for _ in range(batches):
         v, a = sampler.sample(batch_size)
-        feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
+        feats, labels, weights, _ = fx(torch.from_numpy(v), torch.from_numpy(a))
         emb = model(feats)["embedding"].double()
         for s in range(2):
             w = ((labels == s).double() * weights.double())[..., None]
@@ -236,8 +254,8 @@ def validate(model, chunks, fx: FeatureExtractor, batch_size: int, mask_weight: 
     for s in range(0, len(v_all), batch_size):
         v = torch.from_numpy(v_all[s:s + batch_size])
         a = torch.from_numpy(a_all[s:s + batch_size])
-        feats, labels, weights = fx(v, a)
-        loss = objective(model(feats), labels, 2, weights, mask_weight)
+        feats, labels, weights, target = fx(v, a)
+        loss = objective(model(feats), labels, 2, weights, mask_weight, target)
         total += float(loss) * len(v)
         n += len(v)
     return total / max(n, 1)
@@ -275,7 +293,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
 
     fcfg = FeatureConfig.from_dict(cfg.features)
     device = _device(cfg.device)
-    fx = FeatureExtractor(fcfg, cfg.silence_db, device)
+    fx = FeatureExtractor(fcfg, cfg.silence_db, device, cfg.mask_target)
     train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
     valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
@@ -333,7 +351,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
                    "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
                    "train_clips": len(train_clips), "valid_clips": len(valid_clips), "seed": cfg.seed,
-                   "silence_db": cfg.silence_db, "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": earlier,
+                   "silence_db": cfg.silence_db, "mask_target": cfg.mask_target, "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": earlier,
                    "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in earlier)) / 60, 1)}
         return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
                            voice_rule=voice_rule, training=summary)
@@ -346,8 +364,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         epoch_loss, n_steps = 0.0, 0
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
             v, a = sampler.sample(pc.batch_size)
-            feats, labels, weights = fx(torch.from_numpy(v), torch.from_numpy(a))
-            loss = objective(net(feats), labels, 2, weights, cfg.mask_weight)
+            feats, labels, weights, target = fx(torch.from_numpy(v), torch.from_numpy(a))
+            loss = objective(net(feats), labels, 2, weights, cfg.mask_weight, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
