@@ -37,8 +37,13 @@ from spleeter.separator import Separator
 sep = Separator("spleeter:2stems", multiprocess=False)
 for item in json.loads(sys.stdin.read()):
     x, sr = sf.read(item["in"], dtype="float32", always_2d=True)
+    # Spleeter's estimator reads its input through a prefetching dataset, so a call returns the stems of
+    # the waveform given one call earlier: the second call with the same waveform returns its own.
+    sep.separate(x)
     out = sep.separate(x)
     for stem, y in out.items():
+        if len(y) != len(x):
+            sys.exit(f"{item['in']}: Spleeter returned {len(y)} samples for {len(x)}")
         sf.write(Path(item["out"]) / f"{stem}.wav", y, sr, subtype="FLOAT")
 '''
 RATE = 44100
