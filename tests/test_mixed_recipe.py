@@ -79,12 +79,13 @@ def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones
     from vocalsep.train import load_config
 
     cfg = load_config(ROOT / "recipes" / "mixed" / "conf.toml")
-    assert cfg.arch == "unet" and cfg.pool and cfg.remix["pool_prob"] > 0
+    assert cfg.arch == "unet" and not cfg.pool and cfg.remix["pool_prob"] == 0  # the pool is an ablation
+    assert len(cfg.phases) == 2 and cfg.phases[1].lr < cfg.phases[0].lr
     train = read_manifest(ROOT / cfg.train_set)
     valid = read_manifest(ROOT / cfg.valid_set)
     assert all(Path(c).name.split("_")[0] in ("abjones", "amy") for c in train)
     assert valid and all(Path(c).name.split("_")[0] in ("khair", "yifen") for c in valid)
-    with open(ROOT / cfg.pool) as f:
+    with open(ROOT / "data" / "pool" / "accompaniment.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert rows and all(r["licence"] and float(r["duration_s"]) > 0 for r in rows)
 

@@ -43,10 +43,22 @@ def test_mono_vector_and_tensor_types_are_preserved(sep):
     assert torch.allclose(out_t["vocals"] + out_t["accompaniment"], t, atol=1e-6)
 
 
-def test_integer_input_is_scaled(sep):
+def test_integer_input_keeps_its_scale(sep):
     x = (song(1.0, 16000, 1)[0] * 32767).astype(np.int16)
     out = sep.separate(x, 16000)
-    assert np.abs(out["vocals"] + out["accompaniment"] - x / 32768.0).max() < 1e-4
+    assert out["vocals"].dtype == np.int16 and np.abs(out["vocals"]).max() > 100
+    assert np.abs(out["vocals"].astype(np.int32) + out["accompaniment"] - x).max() <= 1
+    t = torch.from_numpy(x.astype(np.int32))  # an integer tensor: the same stems, as int32 tensors
+    tout = sep.separate(t, 16000)
+    assert tout["vocals"].dtype == torch.int32 and tout["vocals"].abs().max() > 100
+    assert (tout["vocals"] + tout["accompaniment"] - t).abs().max() <= 1
+
+
+def test_float64_in_float64_out(sep):
+    x = song(1.0, 16000, 2).astype(np.float64)
+    out = sep.separate(x, 16000)
+    assert out["vocals"].dtype == np.float64
+    assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
 
 
 def test_mel_reconstruction_path(bundle):
@@ -79,6 +91,8 @@ def test_digital_silence_is_separated_into_silence(sep):
     (np.zeros(0, np.float32), "no samples"),
     (np.zeros((2, 2, 10), np.float32), "must be"),
     (np.zeros((44100, 2), np.float32), "pass audio.T"),
+    (np.zeros((40, 2), np.float32), "ambiguous"),
+    (np.zeros((33, 44100), np.float32), "at most 32 channels"),
     (np.array(["a", "b"]), "numbers"),
 ])
 def test_bad_input_is_refused(sep, bad, match):
@@ -87,8 +101,14 @@ def test_bad_input_is_refused(sep, bad, match):
 
 
 def test_bad_rate_and_options(bundle, sep):
-    with pytest.raises(SeparationError, match="sample_rate"):
-        sep.separate(np.zeros(100, np.float32), 0)
+    for rate in (0, 1, 10**8):
+        with pytest.raises(SeparationError, match="sample rate"):
+            sep.separate(np.zeros(100, np.float32), rate)
+    for softness in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(SeparationError, match="softness"):
+            Separator(bundle, softness=softness)
+    with pytest.raises(SeparationError, match="sources"):
+        Separator(bundle, sources=1000)
     with pytest.raises(SeparationError, match="reconstruction"):
         Separator(bundle, reconstruct="nope")
     b = tiny_bundle()

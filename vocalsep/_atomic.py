@@ -14,11 +14,23 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temp path beside ``path``; on success rename it over ``path``, on failure delete it.
+def atomic_path(path: str | Path, replace: bool = True):
+    """Yield a temp path beside ``path``; on success flush it to disk and move it to ``path``, on
+    failure (or Ctrl-C, SIGTERM) delete it.
 
     Readers never see a half-written ``path``: it either keeps its old content or gets the new one.
+    With ``replace=False`` an existing ``path`` is never replaced, even one that another process
+    created while this one was writing: the check and the move are one step (a hard link, which
+    fails when the name exists), and :class:`FileExistsError` is raised.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +39,17 @@ def atomic_path(path: str | Path):
     try:
         os.chmod(tmp, _default_mode())
         yield tmp
-        os.replace(tmp, path)
+        _fsync(tmp)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic: fails with FileExistsError when path exists
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: exclusive create, then rename
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

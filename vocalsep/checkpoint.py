@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,15 +20,16 @@ import torch
 from torch import nn
 
 from ._atomic import atomic_path
+from .errors import MAX_MODEL_FILE_BYTES, STEM_NAME, VocalsepError
 from .features import FeatureConfig
-from .model import MODEL_CLASSES
+from .model import MODEL_CLASSES, ModelConfigError, check_model_args
 
 FORMAT = "vocalsep.model"
 FORMAT_VERSION = 1
 STEMS = ("vocals", "accompaniment")
 
 
-class ModelFileError(Exception):
+class ModelFileError(VocalsepError):
     """A model file is missing, corrupt, foreign, or fails its checksum."""
 
 
@@ -111,13 +113,23 @@ def read_checkpoint(path: str | Path) -> dict:
     """``torch.load`` with ``weights_only=True``, turning every failure into :class:`ModelFileError`."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
+        raise ModelFileError(f"{path}: model file not found" if not path.exists() else
+                             f"{path}: not a model file (a folder or a special file)")
+    if zipfile.is_zipfile(path):  # a deflated entry can expand far beyond the file's size: check first
+        try:
+            with zipfile.ZipFile(path) as z:
+                size = sum(info.file_size for info in z.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated?): {exc}") from None
+        if size > MAX_MODEL_FILE_BYTES:
+            raise ModelFileError(f"{path}: refused to load: it unpacks to {size / 2**20:,.0f} MiB, above the limit "
+                                 f"of {MAX_MODEL_FILE_BYTES >> 20} MiB for a model file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ModelFileError(f"{path}: refused to load: the file holds objects other than weights "
                              f"and plain values ({str(exc).splitlines()[0][:120]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- whatever a foreign or damaged file makes torch.load raise
         raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated?): "
                              f"{str(exc).splitlines()[0][:120]}") from None
 
@@ -131,14 +143,7 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
             raise ModelFileError(f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected "
                                  f"{sha256[:12]}...); the file is damaged or was replaced, reinstall vocalsep")
     obj = read_checkpoint(path)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a vocalsep model file (no '{FORMAT}' header)")
-    if obj.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written by a newer vocalsep (format {obj['format_version']}); upgrade vocalsep")
-    cls = MODEL_CLASSES.get(obj["model_class"])
-    if cls is None:
-        raise ModelFileError(f"{path}: unknown model class {obj['model_class']!r}; known: {sorted(MODEL_CLASSES)}")
-    features = FeatureConfig.from_dict(obj["features"])
+    cls, features = check_header(obj, path)
     try:
         model = cls(n_bands=features.n_mels, **obj["model_kwargs"])
         state = {k: _unpack(v) for k, v in obj["state_dict"].items()}
@@ -148,14 +153,60 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
     separation = obj.get("separation") or {}
-    if not _valid_separation(separation):
-        raise ModelFileError(f"{path}: malformed separation defaults {separation!r}; expected e.g. "
-                             "{'postfilter': False} or {'postfilter': {'head': False}}")
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
                        stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta,
                        separation=separation)
+
+
+_HEADER_TYPES = {"format_version": int, "arch": str, "model_class": str, "model_kwargs": dict, "features": dict,
+                 "stems": list, "voice_rule": (dict, type(None)), "training": (dict, type(None)),
+                 "separation": (dict, type(None)), "state_dict": dict}
+_REQUIRED = ("format_version", "model_class", "model_kwargs", "features", "state_dict")
+
+
+def check_header(obj, path) -> tuple[type, FeatureConfig]:
+    """Check a model file's metadata against its schema (fields, types, ranges, sizes) before
+    anything is built; returns the model class and the feature settings."""
+    def bad(msg: str) -> ModelFileError:
+        return ModelFileError(f"{path}: {msg}; the file is damaged or was not written by vocalsep")
+
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a vocalsep model file (no '{FORMAT}' header)")
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise bad(f"missing field(s) {', '.join(missing)}")
+    for k, types in _HEADER_TYPES.items():
+        if k in obj and (not isinstance(obj[k], types) or isinstance(obj[k], bool)):
+            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise bad(f"field {k} is {type(obj[k]).__name__}, expected {want}")
+    if obj["format_version"] > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: written by a newer vocalsep (format {obj['format_version']}); upgrade vocalsep")
+    if obj["format_version"] < 1:
+        raise bad(f"format_version {obj['format_version']} is not a version")
+    cls = MODEL_CLASSES.get(obj["model_class"])
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown model class {obj['model_class']!r}; known: {sorted(MODEL_CLASSES)}")
+    try:
+        features = FeatureConfig.from_dict(obj["features"])
+        check_model_args(cls, features.n_mels, obj["model_kwargs"])
+    except (VocalsepError, TypeError) as exc:
+        raise bad(str(exc)) from None
+    stems = obj.get("stems", list(STEMS))
+    if not all(isinstance(s, str) and re.match(STEM_NAME, s) for s in stems) or sorted(stems) != sorted(STEMS):
+        raise bad(f"stems {stems!r} must be {' and '.join(STEMS)}")
+    rule = obj.get("voice_rule")
+    if rule is not None and not (set(rule) == set(STEMS) and all(
+            isinstance(v, list) and 0 < len(v) <= 4096 and all(isinstance(e, (int, float)) for e in v) for v in rule.values())):
+        raise bad("voice_rule must map vocals and accompaniment to lists of numbers")
+    if not _valid_separation(obj.get("separation") or {}):
+        raise bad(f"malformed separation defaults {obj['separation']!r}; expected e.g. "
+                  "{'postfilter': False} or {'postfilter': {'head': False}}")
+    if not all(isinstance(k, str) and (isinstance(v, torch.Tensor) or isinstance(v, dict) and "int8" in v)
+               for k, v in obj["state_dict"].items()):
+        raise bad("state_dict must map names to tensors")
+    return cls, features
 
 
 def _valid_separation(sep) -> bool:

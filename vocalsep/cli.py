@@ -3,30 +3,51 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .errors import MAX_SOURCES
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so temp files are removed on the way out."""
+
+
+def _on_signal(signum, frame):
+    raise _Terminated(signal.Signals(signum).name)
 
 
 class _OneLineErrors(click.Group):
-    """Turn vocalsep's own exceptions into a one-line message and exit code 1."""
+    """Turn every vocalsep error (and an OS error such as a full disk) into one line and exit code 1;
+    SIGTERM and SIGHUP unwind like Ctrl-C so no temp file is left behind."""
 
     def invoke(self, ctx):
-        from .audio import AudioError
-        from .checkpoint import ModelFileError
-        from .data import DatasetError
-        from .separator import SeparationError
-        from .submission import SubmissionError
-        from .train import ConfigError
+        from .errors import VocalsepError
 
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(sig, _on_signal)
         try:
             return super().invoke(ctx)
-        except (AudioError, ModelFileError, DatasetError, ConfigError, SeparationError, SubmissionError) as exc:
-            click.echo(f"vocalsep: error: {exc}", err=True)
+        except VocalsepError as exc:
+            click.echo(f"vocalsep: error: {_one_line(exc)}", err=True)
             ctx.exit(1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"vocalsep: error: {where}{exc.strerror or _one_line(exc)}", err=True)
+            ctx.exit(1)
+        except _Terminated as exc:
+            click.echo(f"vocalsep: stopped by {exc}", err=True)
+            ctx.exit(128 + getattr(signal, str(exc)).value)
 
 
 @click.group(cls=_OneLineErrors)
@@ -56,9 +77,19 @@ def train(config, out_dir, phase, overrides):
 
 
 def _track_name(path: Path) -> str:
-    """Output folder name: the file name without its extension (and without NI's ``.stem``)."""
+    """Output folder name: the file name without its extension (and without NI's ``.stem``), made a
+    plain folder name: never empty, ``.``, ``..``, hidden, or holding a path separator."""
     name = path.stem
-    return name[: -len(".stem")] if name.lower().endswith(".stem") and len(name) > 5 else name
+    name = name[: -len(".stem")] if name.lower().endswith(".stem") and len(name) > 5 else name
+    for sep in {os.sep, os.altsep or os.sep, "\0"}:
+        name = name.replace(sep, "_")
+    name = name.strip()
+    return "_" + name if not name or name.startswith(".") else name
+
+
+def _inside(folder: Path, target: Path) -> bool:
+    base = os.path.realpath(folder)
+    return os.path.commonpath([base, os.path.realpath(target)]) == base and os.path.realpath(target) != base
 
 
 def _separator(progress=None, *, model=None, **options):
@@ -102,13 +133,13 @@ def _model_options(f):
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, readable=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", default="separated", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; stems go to OUT/<file stem>/<stem>.<format>.")
 @click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True)
 @click.option("--float32", "float32", is_flag=True, help="Write 32-bit float wav instead of 16-bit PCM.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--sources", default=2, show_default=True, type=click.IntRange(min=2),
+@click.option("--sources", default=2, show_default=True, type=click.IntRange(min=2, max=MAX_SOURCES),
               help="2: vocals and accompaniment; N > 2: cluster into N sources, written as source1..N "
                    "(most voice-like first).")
 @_model_options
@@ -120,7 +151,7 @@ def split(files, out_dir, fmt, float32, force, sources, **options):
     """
     from tqdm import tqdm
 
-    from .audio import AudioError
+    from .errors import VocalsepError
 
     if float32 and fmt != "wav":
         raise click.UsageError("--float32 applies to --format wav only")
@@ -138,9 +169,12 @@ def split(files, out_dir, fmt, float32, force, sources, **options):
         target = out_dir / _track_name(path)
         try:
             if target in seen:
-                raise AudioError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
+                raise VocalsepError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
             seen[target] = path
             outputs = {stem: target / f"{stem}.{fmt}" for stem in sep.stems}
+            outside = [str(o) for o in outputs.values() if not _inside(out_dir, o)]
+            if outside:  # e.g. a link planted in the output folder
+                raise VocalsepError(f"{path}: output {outside[0]} would land outside {out_dir}; refused")
             try:
                 sep.separate_file(path, outputs, overwrite=force, subtype="FLOAT" if float32 else None)
             finally:
@@ -148,9 +182,12 @@ def split(files, out_dir, fmt, float32, force, sources, **options):
                     bar["t"].close()
                     bar["t"] = None
             click.echo(f"{path} -> {target}/")
-        except AudioError as exc:
+        except VocalsepError as exc:  # this file fails, the others are still separated
             failures += 1
-            click.echo(f"vocalsep: error: {exc}", err=True)
+            click.echo(f"vocalsep: error: {_one_line(exc)}", err=True)
+        except OSError as exc:
+            failures += 1
+            click.echo(f"vocalsep: error: {path}: {exc.strerror or _one_line(exc)}", err=True)
     if failures:
         click.echo(f"vocalsep: {failures} of {len(files)} files failed", err=True)
         sys.exit(1)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import VocalsepError
+
 METHODS = ("kmeans", "kmeans-sklearn", "prototype", "meanshift")
 
 
-class ClusterError(ValueError):
+class ClusterError(VocalsepError, ValueError):
     """Clustering cannot be done as asked (e.g. a model without a voice rule)."""
 
 

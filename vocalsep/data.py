@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_audio, resample
+from .errors import VocalsepError
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(VocalsepError, ValueError):
     """A dataset root, manifest or clip is missing or malformed."""
 
 
@@ -337,7 +338,7 @@ def load_musdb(root: str | Path, split: str, sample_rate: int = 16000, is_wav: b
     root = Path(root)
     if not (root / subset).is_dir():
         raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
-                           "or, with is_wav, {root}/{subset}/<track>/{vocals,drums,bass,other}.wav")
+                           f"or, in the wav layout, {root}/{subset}/<track>/{{vocals,drums,bass,other}}.wav")
     mus = musdb.DB(root=str(root), subsets=subset, split=split if split in ("train", "valid") else None, is_wav=is_wav)
     clips = [Clip(t.name, _mono16(t.targets["vocals"].audio, t.rate, sample_rate),
                   _mono16(t.targets["accompaniment"].audio, t.rate, sample_rate)) for t in mus.tracks]

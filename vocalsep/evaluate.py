@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .audio import resample, save_audio
-from .data import load_mir1k
+from .data import DatasetError, load_mir1k
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
     root = Path(root)
     if not (root / subset).is_dir() and not is_wav:
         raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
-                           "(or --is-wav with {root}/{subset}/<track>/{{mixture,vocals,...}}.wav)")
+                           f"(or --is-wav with {root}/{subset}/<track>/{{mixture,vocals,...}}.wav)")
     mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
     if not mus.tracks:
         raise DatasetError(f"no MUSDB18 tracks found under {root}/{subset}")
@@ -223,7 +223,8 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
                 y, sr = load_audio(Path(estimates_dir) / subset / track.name / f"{stem}.wav")
                 if sr != track.rate:
                     raise DatasetError(f"{track.name}: estimate {stem} is at {sr} Hz, the track at {track.rate} Hz")
-                est[stem] = y
+                est[stem] = check_estimate(f"{track.name}: estimate {stem}", y, track.audio.shape[1], track.audio.shape[0],
+                                           int(track.rate))
         else:
             if oracle:
                 est = oracle_estimates(oracle, track.targets["vocals"].audio.T, track.targets["accompaniment"].audio.T,
@@ -256,6 +257,17 @@ def _write_summary(per_track: dict, subset: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def check_estimate(what: str, y: np.ndarray, channels: int, n: int, sample_rate: int) -> np.ndarray:
+    """An estimate read from disk, (channels, samples), must have the track's channels and its length
+    within 0.1 s (decoders may add or drop a few samples); otherwise it is not scored."""
+    if y.shape[0] != channels:
+        raise DatasetError(f"{what} has {y.shape[0]} channel(s), the track {channels}; write it with the track's channels")
+    if abs(y.shape[1] - n) > max(1, sample_rate // 10):
+        raise DatasetError(f"{what} is {y.shape[1] / sample_rate:.2f} s long, the track {n / sample_rate:.2f} s; "
+                           "an estimate must cover the whole track")
+    return y
 
 
 def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -316,7 +328,12 @@ def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: st
         refs = np.stack([_fit_length(src["vocals"].T, n),
                          _fit_length((src["bass"] + src["drums"] + src["other"]).T, n)])
         if estimates_dir is not None:
-            est = {s: load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")[0] for s in ("vocals", "accompaniment")}
+            est = {}
+            for s in ("vocals", "accompaniment"):
+                y, rate = load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")
+                if rate != sr:
+                    raise DatasetError(f"{name}: estimate {s} is at {rate} Hz, the track at {sr} Hz")
+                est[s] = check_estimate(f"{name}: estimate {s}", y, mix.shape[0], n, sr)
         else:
             est = (oracle_estimates(oracle, refs[0].T, refs[1].T, sr, _features(separator)) if oracle
                    else separator.separate(mix, sr))

@@ -14,6 +14,12 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .errors import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, VocalsepError, check_number
+
+
+class FeatureConfigError(VocalsepError, ValueError):
+    """Feature settings of unknown names, wrong types or out of range."""
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -36,11 +42,30 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
+        if not isinstance(d, dict):
+            raise FeatureConfigError(f"feature settings must be a table of name = value, got {d!r}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+            raise FeatureConfigError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Types and ranges; raises :class:`FeatureConfigError` naming the setting."""
+        def num(name, **kw):
+            check_number(getattr(self, name), f"features.{name}", error=FeatureConfigError, **kw)
+
+        num("sample_rate", lo=MIN_SAMPLE_RATE, hi=MAX_SAMPLE_RATE, integer=True)
+        num("n_fft", lo=16, hi=16384, integer=True)
+        num("hop_length", lo=1, hi=self.n_fft, integer=True)
+        num("n_mels", lo=1, hi=self.n_fft // 2 + 1, integer=True)
+        num("fmax", lo=0, lo_open=True, hi=self.sample_rate / 2)
+        num("fmin", lo=0)
+        if self.fmin >= self.fmax:
+            raise FeatureConfigError(f"features.fmin ({self.fmin}) must be below features.fmax ({self.fmax})")
+        num("log_floor", lo=0, lo_open=True, hi=1)
 
     def samples_for_frames(self, frames: int) -> int:
         """Number of samples whose centred STFT has exactly ``frames`` frames."""

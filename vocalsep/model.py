@@ -9,11 +9,14 @@ Ellis's MIREX 2016 submission.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import MAX_MODEL_DIMENSION, MAX_MODEL_PARAMETERS, VocalsepError
 
 
 def _distributed() -> bool:
@@ -260,9 +263,47 @@ ARCHITECTURES["unet"] = (MaskUNet, dict(channels=16, depth=5, kernel=5, dropout=
 MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
 
 
+class ModelConfigError(VocalsepError, ValueError):
+    """An architecture's name, arguments or size is not acceptable."""
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def check_model_args(cls: type[nn.Module], n_bands: int, kwargs: dict) -> None:
+    """Refuse arguments ``cls`` does not take, values that are not plain, and networks above
+    :data:`~vocalsep.errors.MAX_MODEL_PARAMETERS` -- counted on the meta device, so nothing is allocated."""
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ModelConfigError(f"model arguments must be a table of name = value, got {kwargs!r}")
+    params = inspect.signature(cls.__init__).parameters
+    known = sorted(k for k in params if k not in ("self", "n_bands"))
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ModelConfigError(f"{cls.__name__} takes no argument(s) {unknown}; known: {known}")
+    for k, v in kwargs.items():
+        if not (isinstance(v, _PLAIN) or isinstance(v, (list, tuple)) and all(isinstance(e, _PLAIN) for e in v)):
+            raise ModelConfigError(f"model argument {k} must be a plain value, got {type(v).__name__}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (not math.isfinite(v) or v < 0):
+            raise ModelConfigError(f"model argument {k} must be finite and not negative, got {v!r}")
+        if isinstance(v, int) and not isinstance(v, bool) and v > MAX_MODEL_DIMENSION:
+            raise ModelConfigError(f"model argument {k} = {v} is above the limit of {MAX_MODEL_DIMENSION}")
+    if isinstance(n_bands, bool) or not isinstance(n_bands, int) or not 1 <= n_bands <= 8193:
+        raise ModelConfigError(f"the number of bands must be an integer in 1..8193, got {n_bands!r}")
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in cls(n_bands=n_bands, **kwargs).parameters())
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError, KeyError, AssertionError) as exc:
+        raise ModelConfigError(f"{cls.__name__} cannot be built from {kwargs}: {str(exc).splitlines()[0][:160]}") from None
+    if n > MAX_MODEL_PARAMETERS:
+        raise ModelConfigError(f"{cls.__name__} with {kwargs} has {n:,} parameters, above the limit of "
+                               f"{MAX_MODEL_PARAMETERS:,}; choose smaller sizes")
+
+
 def build_model(arch: str, n_bands: int, **overrides) -> nn.Module:
     """Build a named architecture; ``overrides`` change its size (hidden, layers, emb_dim, ...)."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        raise ModelConfigError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     cls, defaults = ARCHITECTURES[arch]
-    return cls(n_bands=n_bands, **{**defaults, **overrides})
+    kwargs = {**defaults, **overrides}
+    check_model_args(cls, n_bands, kwargs)
+    return cls(n_bands=n_bands, **kwargs)

@@ -16,6 +16,7 @@ from .apply import apply_chunked, iter_chunked
 from .audio import AudioError, audio_writer, open_audio, resample
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .cluster import METHODS, source_masks, voice_direction, voice_masks
+from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
 from .features import (HIGH_BANDS, FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
                        mel_to_bin_weights, silence_weights, stft)
 
@@ -24,7 +25,7 @@ MASKS = ("auto", "binary", "soft")
 MASK_SOURCES = ("auto", "clusters", "head")
 
 
-class SeparationError(ValueError):
+class SeparationError(VocalsepError, ValueError):
     """The input cannot be separated as given (shape, values, sample rate)."""
 
 
@@ -145,8 +146,9 @@ class Separator:
             raise SeparationError(f"segment_frames must be at least 2, got {segment_frames}")
         if batch < 1:
             raise SeparationError(f"batch must be at least 1, got {batch}")
-        if isinstance(sources, bool) or not isinstance(sources, int) or sources < 2:
-            raise SeparationError(f"sources must be an integer of at least 2, got {sources!r}")
+        check_number(sources, "sources", lo=2, hi=MAX_SOURCES, integer=True, error=SeparationError)
+        check_number(softness, "softness", lo=0, lo_open=True, error=SeparationError)
+        check_number(overlap, "overlap", lo=0, hi=0.5, error=SeparationError)
         heads = tuple(getattr(bundle.model, "heads", ("embedding",)))
         if mask_from == "auto":
             mask_from = "head" if "mask" in heads and sources == 2 else "clusters"
@@ -207,10 +209,11 @@ class Separator:
         """Separate ``audio`` of shape (samples,) or (channels, samples), numpy array or tensor.
 
         Returns ``{"vocals": ..., "accompaniment": ...}`` (or ``source1`` .. ``sourceN``) with the
-        input's shape, sample rate and type (numpy float32, or a tensor of the input's dtype and device).
+        input's shape, sample rate, type and dtype (a numpy array, or a tensor on the input's device);
+        integer input is read as full-scale PCM and the stems come back in the same integer scale.
         """
         as_tensor = isinstance(audio, torch.Tensor)
-        x = self._as_array(audio)
+        x, scale = self._as_array(audio)
         mono = x.ndim == 1
         x2 = x[None] if mono else x
         sample_rate = self._check_rate(sample_rate)
@@ -219,7 +222,14 @@ class Separator:
         result = {}
         for name in self.stems:
             y = out[name][0] if mono else out[name]
-            result[name] = torch.from_numpy(y).to(dtype=audio.dtype, device=audio.device) if as_tensor else y
+            _check_output(y)
+            if scale is not None:  # integer input: the stems in the input's integer scale
+                lo, hi, mid, half = scale
+                y = np.clip(np.round(y.astype(np.float64) * half + mid), lo, hi)
+            if as_tensor:
+                result[name] = torch.from_numpy(np.ascontiguousarray(y)).to(dtype=audio.dtype, device=audio.device)
+            else:
+                result[name] = y.astype(np.asarray(audio).dtype, copy=False)
         return result
 
     def separate_stream(self, read: Callable[[int, int], np.ndarray], length: int, sample_rate: int):
@@ -245,7 +255,8 @@ class Separator:
             raise ValueError(f"no output path for stems {sorted(missing)}")
         existing = [str(p) for p in outputs.values() if Path(p).exists()]
         if existing and not overwrite:
-            raise AudioError(f"{src}: output {existing[0]} already exists; pass --force (overwrite=True) to replace it")
+            raise AudioError(f"{src}: output {existing[0]} already exists; use --force to replace it, or another "
+                             "output folder")
         with open_audio(src) as reader, ExitStack() as stack:
             writers = {stem: stack.enter_context(audio_writer(
                 outputs[stem], reader.sample_rate, reader.channels, overwrite=overwrite, subtype=subtype))
@@ -253,6 +264,7 @@ class Separator:
             try:
                 for _, block in self.separate_stream(reader.read, reader.frames, reader.sample_rate):
                     for stem, write in writers.items():
+                        _check_output(block[stem])  # nothing non-finite is ever renamed into place
                         write(block[stem])
             except SeparationError as exc:
                 raise AudioError(f"{src}: {exc}") from None
@@ -265,30 +277,36 @@ class Separator:
     # ---- internals --------------------------------------------------------------------------
     @staticmethod
     def _check_rate(sample_rate) -> int:
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise SeparationError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-        return int(sample_rate)
+        if isinstance(sample_rate, np.integer):
+            sample_rate = int(sample_rate)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int):
+            raise SeparationError(f"sample_rate must be an integer, got {sample_rate!r}")
+        return check_sample_rate(sample_rate, "audio", SeparationError)
 
     @staticmethod
-    def _as_array(audio) -> np.ndarray:
+    def _as_array(audio) -> tuple[np.ndarray, tuple | None]:
+        """float32 (channels or none, samples), and for integer input (min, max, mid, half range)."""
         if isinstance(audio, torch.Tensor):
             x = audio.detach().cpu()
-            x = x.float().numpy() if x.is_floating_point() else x.numpy()
+            x = x.float().numpy() if x.is_floating_point() and x.dtype != torch.float64 else x.numpy()
         else:
             x = np.asarray(audio)
+        scale = None
         if x.dtype.kind in "iu":
             info = np.iinfo(x.dtype)
-            x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+            scale = (info.min, info.max, (info.max + info.min + 1) / 2, (info.max - info.min + 1) / 2)
+            x = (x.astype(np.float64) - scale[2]) / scale[3]
         elif x.dtype.kind != "f":
             raise SeparationError(f"audio must hold numbers, got dtype {x.dtype}")
         if x.ndim not in (1, 2):
             raise SeparationError(f"audio must be (samples,) or (channels, samples), got shape {x.shape}")
-        if x.ndim == 2 and x.shape[0] > 64 and x.shape[1] <= 64:
-            raise SeparationError(f"audio of shape {x.shape} looks like (samples, channels); pass audio.T")
+        if x.ndim == 2 and (x.shape[0] > x.shape[1] or x.shape[0] > MAX_CHANNELS):
+            raise SeparationError(f"audio of shape {x.shape} is ambiguous: vocalsep takes (channels, samples) with "
+                                  f"at most {MAX_CHANNELS} channels; if it is (samples, channels), pass audio.T")
         if x.shape[-1] == 0:
             raise SeparationError("audio has no samples")
         _check_finite(x)
-        return np.ascontiguousarray(x, np.float32)
+        return np.ascontiguousarray(x, np.float32), scale
 
     def _chunk_fn(self, sample_rate: int, check: bool = False):
         track: dict = {}  # one recording's cluster order, carried from chunk to chunk (sources > 2)
@@ -363,6 +381,12 @@ class Separator:
         y16 = istft((mag * phase)[None], c.n_fft, c.hop_length, length=n16)[0].numpy()
         y = resample(y16, c.sample_rate, sample_rate)
         return np.pad(y, (0, max(0, n - len(y))))[:n]
+
+
+def _check_output(y: np.ndarray) -> None:
+    if not np.isfinite(y).all():
+        raise SeparationError("the separation produced NaN or infinite samples (a damaged model file?); "
+                              "nothing was written")
 
 
 def _check_finite(x: np.ndarray) -> None:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from .data import DatasetError
+from .errors import VocalsepError
 
 MAX_NAME = 4
 REFERENCES = [
@@ -20,7 +21,7 @@ REFERENCES = [
 ]
 
 
-class SubmissionError(ValueError):
+class SubmissionError(VocalsepError, ValueError):
     """A submission cannot be written as asked."""
 
 
@@ -89,13 +90,17 @@ def write_submission(name: str, scores_dir: str | Path, out_dir: str | Path, tra
     """
     if not name or len(name) > MAX_NAME or not name.isalnum():
         raise SubmissionError(f"submission name {name!r} must be 1-{MAX_NAME} letters or digits (SiSEC's rule)")
+    dest = Path(out_dir) / name
+    for d in (Path(out_dir), dest):
+        if d.exists() and not d.is_dir():
+            raise SubmissionError(f"{d} exists and is not a folder; --force replaces submission folders only: "
+                                  "move it away or choose another output folder")
     src = Path(scores_dir) / "test"
     files = sorted(src.glob("*.json")) if src.is_dir() else []
     if not files:
         raise SubmissionError(f"no museval track files in {src}; run `vocalsep evaluate --musdb ROOT -o {scores_dir}` first")
     for f in files:
         validate_track_json(f)
-    dest = Path(out_dir) / name
     if dest.exists() and not overwrite:
         raise SubmissionError(f"{dest} already exists; pass --force to replace it")
     tmp = Path(out_dir) / f".{name}.part"

@@ -26,9 +26,10 @@ import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
 from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips, load_pool
+from .errors import VocalsepError, check_number
 from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
 from .losses import objective
-from .model import build_model
+from .model import ARCHITECTURES, build_model, check_model_args
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,33 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-class ConfigError(ValueError):
+class ConfigError(VocalsepError, ValueError):
     """A training configuration is malformed."""
+
+
+class TrainingError(VocalsepError, RuntimeError):
+    """Training cannot go on (a non-finite loss)."""
+
+
+# What a resumed run must share with the run it continues: the network and what it is trained on.
+_RESUME_KEYS = ("arch", "model", "features", "mask_target")
+
+
+def _check_resume(cfg: TrainConfig, out: Path) -> None:
+    """Refuse to continue a run folder whose recorded network differs from ``cfg``'s."""
+    old = out / "config.json"
+    if not old.is_file():
+        return
+    try:
+        recorded = json.loads(old.read_text())
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{old}: unreadable ({exc}); use a new -o folder or repair it") from None
+    new = cfg.to_dict()
+    diff = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != new[k]]
+    if diff:
+        raise ConfigError(f"{out} holds a run with a different {', '.join(diff)} "
+                          f"({', '.join(f'{k}={recorded[k]!r}' for k in diff)}); resume it with its own config, "
+                          "or train into a new -o folder")
 
 
 MASK_TARGETS = ("ibm", "irm")
@@ -177,13 +203,74 @@ def config_from_dict(raw: dict) -> TrainConfig:
             out.append(PhaseConfig(**ph))
         cfg.phases = out
     cfg.phases = [p if isinstance(p, PhaseConfig) else PhaseConfig(**p) for p in cfg.phases]
-    FeatureConfig.from_dict(cfg.features)  # validate early
-    if cfg.mask_target not in MASK_TARGETS:
-        raise ConfigError(f"unknown mask_target {cfg.mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
+    validate_config(cfg)
+    return cfg
+
+
+_TYPES = {"int": int, "float": (int, float), "str": str, "dict": dict, "list": list, "bool": bool,
+          "tuple[float, float]": (list, tuple)}
+# (low, high, low excluded) per numeric setting; every other setting is checked for its type only
+_RANGES = {"seed": (0, 2**32 - 1, False), "grad_clip": (0, None, False), "silence_db": (0, 200, True),
+           "mask_weight": (0, None, False), "checkpoint_every": (1, None, False), "voice_rule_batches": (1, 10_000, False),
+           "threads": (0, 1024, False), "chunk_frames": (2, 100_000, False), "batch_size": (1, 4096, False),
+           "steps_per_epoch": (1, None, False), "max_epochs": (1, None, False), "lr": (0, 10, True),
+           "patience": (1, None, False), "max_minutes": (0, None, False)}
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+def build_model_check(arch: str, n_bands: int, overrides: dict) -> None:
+    cls, defaults = ARCHITECTURES[arch]
+    check_model_args(cls, n_bands, {**defaults, **overrides})
+DATASETS = ("mir1k", "musdb", "musdb-wav", "dsd100")
+
+
+def _check_fields(obj, prefix: str) -> None:
+    """Each dataclass field of ``obj`` has its declared type (and range, where :data:`_RANGES` has one)."""
+    for f in fields(obj):
+        v, name = getattr(obj, f.name), f"{prefix}{f.name}"
+        want = _TYPES.get(str(f.type))
+        if want is None:
+            continue
+        if isinstance(v, bool) and want is not bool or not isinstance(v, want):
+            kind = {"int": "an integer", "float": "a number", "str": "a string", "dict": "a table",
+                    "list": "a list", "bool": "true or false"}.get(str(f.type), "a [low, high] pair")
+            raise ConfigError(f"{name} must be {kind}, got {v!r}")
+        if str(f.type) == "tuple[float, float]":
+            if len(v) != 2 or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)
+                                      for e in v) or v[0] > v[1]:
+                raise ConfigError(f"{name} must be [low, high] with low <= high, got {v!r}")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi, lo_open = _RANGES.get(f.name, (None, None, False))
+            if f.name.endswith("_prob"):
+                lo, hi = 0, 1
+            check_number(v, name, lo=lo, hi=hi, lo_open=lo_open, error=ConfigError)
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Types and ranges of every setting, names of every choice, and the model's arguments and size,
+    checked before anything is built, read or written."""
+    _check_fields(cfg, "")
+    if not cfg.phases:
+        raise ConfigError("phases: the config needs at least one [[phases]] table")
+    for i, pc in enumerate(cfg.phases):
+        _check_fields(pc, f"phases.{i}.")
+    for name, value, allowed in (("arch", cfg.arch, sorted(ARCHITECTURES)), ("optimizer", cfg.optimizer.lower(), OPTIMIZERS),
+                                 ("dataset", cfg.dataset, DATASETS), ("mask_target", cfg.mask_target, MASK_TARGETS)):
+        if value not in allowed:
+            raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    try:
+        fcfg = FeatureConfig.from_dict(cfg.features)
+        build_model_check(cfg.arch, fcfg.n_mels, cfg.model)
+    except VocalsepError as exc:
+        raise ConfigError(str(exc).replace("model argument ", "model.")) from None
     bad = set(cfg.remix) - {f.name for f in fields(RemixConfig)}
     if bad:
-        raise ConfigError(f"remix: unknown keys {sorted(bad)}")
-    return cfg
+        raise ConfigError(f"remix: unknown keys {sorted(bad)}; known: {sorted(f.name for f in fields(RemixConfig))}")
+    try:
+        remix = RemixConfig(**cfg.remix)
+    except TypeError as exc:
+        raise ConfigError(f"remix: {exc}") from None
+    _check_fields(remix, "remix.")
 
 
 class FeatureExtractor:
@@ -285,9 +372,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     pc = cfg.phases[phase - 1]
     out = Path(out_dir)
     pdir = out / f"phase{phase}"
-    pdir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    _check_resume(cfg, out)  # nothing in the run folder changes before the resume is known to be valid
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -334,8 +419,12 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         ck = read_checkpoint(last)
         if len(ck["samplers"]) != world:
             raise ConfigError(f"{last} was written by {len(ck['samplers'])} processes; resume it with as many")
-        model.load_state_dict(ck["model"], strict=True)
-        opt.load_state_dict(ck["optimizer"])
+        try:
+            model.load_state_dict(ck["model"], strict=True)
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{last} does not fit this config's network ({str(exc).splitlines()[0][:120]}); "
+                              f"resume with the config it was started with, or use a new -o folder") from None
         sampler.set_state(ck["samplers"][rank])
         torch.set_rng_state(ck["torch_rngs"][rank])
         state = ck["state"]
@@ -356,6 +445,9 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
                            voice_rule=voice_rule, training=summary)
 
+    pdir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     best_path = pdir / "best.pt"
     t_start = time.time() - state["elapsed"]
     while state["epoch"] < pc.max_epochs and not state.get("stopped"):
@@ -366,6 +458,10 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
             v, a = sampler.sample(pc.batch_size)
             feats, labels, weights, target = fx(torch.from_numpy(v), torch.from_numpy(a))
             loss = objective(net(feats), labels, 2, weights, cfg.mask_weight, target)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"phase {phase}: the training loss is {loss.item()} at step {state['step'] + 1}; "
+                                    "lower the learning rate (phases.N.lr) or check the data; the last good "
+                                    f"checkpoint is kept in {pdir}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -379,6 +475,9 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
                 save_last()
         state["epoch"] += 1
         vloss = validate(model, valid_chunks, fx, pc.batch_size, cfg.mask_weight)
+        if not math.isfinite(vloss):
+            raise TrainingError(f"phase {phase}: the validation loss is {vloss} after epoch {state['epoch']}; "
+                                "lower the learning rate (phases.N.lr) or check the validation data")
         improved = vloss < state["best"]
         if improved:
             state["best"], state["best_epoch"] = vloss, state["epoch"]
