@@ -152,6 +152,27 @@ def test_absurd_sample_rates_are_refused_before_allocating(tmp_path, rate):
     assert time.perf_counter() - t < 5
 
 
+@SETTINGS
+@given(rate=st.integers(0, 2**32 - 1), channels=st.integers(0, 2**16 - 1), bits=st.sampled_from([0, 8, 16, 24, 32, 7, 64]),
+       fmt=st.sampled_from([1, 3, 0, 0xFFFE]), claimed=st.integers(0, 2**32 - 1))
+def test_property_random_wav_headers_separate_or_fail_in_one_line_quickly(tmp_path, rate, channels, bits, fmt, claimed):
+    from vocalsep.separator import Separator
+
+    body = np.random.default_rng(rate % 1000).integers(-2000, 2000, 2000, dtype=np.int16).tobytes()
+    align = max(1, channels * bits // 8) % 2**16
+    hdr = b"RIFF" + struct.pack("<I", (36 + len(body)) % 2**32) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, fmt, channels, rate, (rate * align) % 2**32, align, bits) + b"data" + struct.pack("<I", claimed)
+    path = tmp_path / "h.wav"
+    path.write_bytes(hdr + body)
+    t = time.perf_counter()
+    sep = Separator(tiny_bundle(), segment_frames=60)
+    try:
+        sep.separate_file(path, {s: tmp_path / f"{s}.wav" for s in sep.stems}, overwrite=True)
+    except AudioError as exc:
+        assert "\n" not in str(exc)
+    assert time.perf_counter() - t < 20
+
+
 def test_absurd_channel_counts_are_refused(tmp_path):
     with pytest.raises(AudioError, match="channels"):
         open_audio(_wav_with_rate(tmp_path / "x.wav", 16000, channels=1000))
