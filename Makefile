@@ -21,13 +21,17 @@ install-eval: torch ffmpeg
 	$(PIP) install -q -e ".[eval]"
 
 ffmpeg:
-	@command -v ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
+	@command -v ffmpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq ffmpeg; \
+	  else echo "ffmpeg is needed and not installed: install it first (sudo apt-get install ffmpeg, brew install ffmpeg, or conda install ffmpeg), then rerun make" >&2; exit 1; fi; }
 
 # The test command CI runs.
 test: install-test ffmpeg
 	$(PYTHON) -m pytest -q
 
 # Separate a real song with the bundled model: FILE=song.wav, or the MUSDB18 preview that stempeg ships.
-demo: install-eval
+# Installs only what is missing (with pip's progress on that first install).
+demo: torch ffmpeg
+	@$(PYTHON) -c "import vocalsep, museval, stempeg" 2>/dev/null || $(PIP) install -e ".[eval]"
 	@f="$(FILE)"; [ -n "$$f" ] || f=$$($(PYTHON) -c "import stempeg; print(stempeg.example_stem_path())"); \
 	  $(PYTHON) -m vocalsep.cli split "$$f" -o "$(OUT)" --force && echo "stems written under $(OUT)/"

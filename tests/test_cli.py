@@ -49,7 +49,7 @@ def test_bad_files_are_reported_and_the_rest_processed(tmp_path, wav_file, model
     assert "missing.wav: no such file" in lines[0]
     assert "empty.wav: file is empty" in lines[1]
     assert "notes.wav" in lines[2] and "not a readable audio file" in lines[2]
-    assert "is a directory" in lines[3]
+    assert "folder without audio files" in lines[3]
     assert "4 of 5 files failed" in res.output
     assert (out / "my song" / "vocals.wav").is_file()
     assert "Traceback" not in res.output
@@ -77,7 +77,7 @@ def test_same_stem_twice_is_not_overwritten(tmp_path, model_file):
         (tmp_path / d).mkdir()
         sf.write(tmp_path / d / "take.wav", song(1.0, 16000, 1)[0], 16000)
     res = run("split", tmp_path / "a" / "take.wav", tmp_path / "b" / "take.wav", "-o", tmp_path / "o", "--model", model_file)
-    assert res.exit_code == 1 and "same output folder" in res.output
+    assert res.exit_code == 1 and "has the same output" in res.output
 
 
 def test_models_lists_registry():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -17,6 +18,7 @@ from .errors import VocalsepError, check_channels, check_sample_rate
 
 FFMPEG_SUFFIXES = {".m4a", ".mp4", ".aac", ".m4v", ".mov", ".webm", ".opus", ".wma"}
 WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+log = logging.getLogger(__name__)
 
 
 class AudioError(VocalsepError):
@@ -79,6 +81,8 @@ class AudioReader:
                  temp: str | None = None):
         self.path, self.sample_rate, self.channels, self.frames = path, sample_rate, channels, frames
         self._sf, self._data, self._temp = sf_file, data, temp
+        # the file's own sample format (soundfile's name: PCM_16, FLOAT, ...); None when decoded by ffmpeg
+        self.subtype = sf_file.subtype if sf_file is not None and temp is None else None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         n = stop - start
@@ -176,72 +180,195 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x.T, orig_sr, target_sr, quality="HQ").T, np.float32)
 
 
+CLIP_MODES = ("rescale", "clamp")
+_INTEGER = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
+
+
 def _write_format(path: Path, subtype: str | None) -> tuple[str, str]:
     fmt = WRITE_FORMATS.get(path.suffix.lower().lstrip("."))
     if fmt is None:
         raise AudioError(f"{path}: cannot write {path.suffix!r} files; use one of "
                          f"{', '.join('.' + k for k in WRITE_FORMATS)}")
-    return fmt, subtype or {"WAV": "PCM_16", "FLAC": "PCM_16", "MP3": "MPEG_LAYER_III"}[fmt]
-
-
-@contextmanager
-def audio_writer(path: str | Path, sample_rate: int, channels: int, *, overwrite: bool = False,
-                 subtype: str | None = None):
-    """Stream (channels, n) blocks into ``path``, atomically: a temp file renamed on success.
-
-    The format follows the suffix (.wav, .flac, .mp3). An existing file is refused unless
-    ``overwrite``. If anything fails, ``path`` is untouched and no partial file is left behind.
-    """
-    import soundfile as sf
-
-    path = Path(path)
-    fmt, subtype = _write_format(path, subtype)
-    if path.exists() and not overwrite:
-        raise _exists(path)
-    errors = (OSError, sf.LibsndfileError, RuntimeError, ValueError)
-
-    def failed(exc: Exception) -> AudioError:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        try:
-            free = shutil.disk_usage(path.parent if path.parent.exists() else ".").free
-        except OSError:
-            free = None
-        if getattr(exc, "errno", None) == 28 or (free is not None and free < 1 << 20):
-            reason = "no space left on the disk; free some space or write to another folder"
-        elif reason.strip() in ("System error.", ""):
-            reason = "the system refused the write; check the folder's permissions and free space"
-        return AudioError(f"{path}: could not write it ({reason})")
-
-    in_body = False
-    try:
-        with atomic_path(path, replace=overwrite) as tmp:
-            with sf.SoundFile(tmp, "w", sample_rate, channels, subtype, format=fmt) as f:
-                def write(block: np.ndarray) -> None:
-                    try:
-                        f.write(np.asarray(block, np.float32).reshape(channels, -1).T)
-                    except errors as exc:
-                        raise failed(exc) from None
-
-                in_body = True
-                yield write
-                in_body = False
-    except FileExistsError:
-        raise _exists(path) from None
-    except errors as exc:
-        if in_body:  # the caller's own error (e.g. separation failed): pass it on unchanged
-            raise
-        raise failed(exc) from None
+    if fmt == "MP3":
+        return fmt, "MPEG_LAYER_III"
+    return fmt, subtype or "PCM_16"
 
 
 def _exists(path: Path) -> AudioError:
     return AudioError(f"{path}: already exists; use --force to replace it, or another output folder")
 
 
+class AudioOutput:
+    """One output file written block by block, committed atomically at the end.
+
+    * wav/flac in float: written straight into a temp file beside ``path``.
+    * wav/flac in integer PCM: blocks go to a float temp file first and the peak is tracked, so that
+      :meth:`commit` can scale (``gain``) or clamp before converting: nothing is clipped silently.
+    * mp3: encoded by ffmpeg as the blocks arrive (a second process, ``bitrate`` kbit/s); mp3
+      carries values above full scale, so it is never clipped. Without ffmpeg, soundfile's encoder.
+
+    Memory stays at one block whatever the length. ``commit`` never replaces an existing ``path``
+    unless ``overwrite`` (a hard-link commit, see :func:`~vocalsep._atomic.atomic_path`); ``discard``
+    (or an error) leaves nothing behind.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, *, overwrite: bool = False,
+                 subtype: str | None = None, bitrate: int = 320):
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.fmt, self.subtype = _write_format(self.path, subtype)
+        if self.path.exists() and not overwrite:
+            raise _exists(self.path)
+        self.sample_rate, self.channels, self.overwrite, self.bitrate = sample_rate, channels, overwrite, bitrate
+        self.peak = 0.0
+        self._ctx = atomic_path(self.path, replace=overwrite)
+        try:
+            self._final_tmp = self._ctx.__enter__()
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self._stage = self._proc = self._sf = None
+        try:
+            if self.fmt == "MP3" and shutil.which("ffmpeg"):
+                self._proc = subprocess.Popen(
+                    ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels),
+                     "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-f", "mp3", self._final_tmp],
+                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            elif self.subtype in _INTEGER:
+                fd, self._stage = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".float.part", dir=self.path.parent)
+                os.close(fd)
+                self._sf = sf.SoundFile(self._stage, "w", sample_rate, channels, "FLOAT", format="WAV")
+            else:
+                self._sf = sf.SoundFile(self._final_tmp, "w", sample_rate, channels, self.subtype, format=self.fmt)
+        except (OSError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self.discard()
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: Exception) -> AudioError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        try:
+            free = shutil.disk_usage(self.path.parent if self.path.parent.exists() else ".").free
+        except OSError:
+            free = None
+        if getattr(exc, "errno", None) == 28 or (free is not None and free < 1 << 20):
+            reason = "no space left on the disk; free some space or write to another folder"
+        elif reason.strip() in ("System error.", ""):
+            reason = "the system refused the write; check the folder's permissions and free space"
+        return AudioError(f"{self.path}: could not write it ({reason})")
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) samples."""
+        import soundfile as sf
+
+        data = np.asarray(block, np.float32).reshape(self.channels, -1)
+        if data.size:
+            self.peak = max(self.peak, float(np.abs(data).max()))
+        try:
+            if self._proc is not None:
+                self._proc.stdin.write(np.ascontiguousarray(data.T).tobytes())
+            else:
+                self._sf.write(data.T)
+        except (OSError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise self._failed(exc) from None
+
+    @property
+    def clips(self) -> bool:
+        """Whether the samples so far exceed what the output format can hold (integer PCM only)."""
+        return self.subtype in _INTEGER and self.peak > 1.0
+
+    def commit(self, gain: float = 1.0) -> Path:
+        """Finish the file (integer PCM: samples times ``gain``, then clamped to full scale) and move it
+        into place."""
+        import soundfile as sf
+
+        try:
+            if self._proc is not None:
+                self._proc.stdin.close()
+                err = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                if self._proc.wait() != 0:
+                    raise AudioError(f"{self.path}: ffmpeg could not encode it ({err[-1] if err else 'unknown error'})")
+                self._proc = None
+            else:
+                self._sf.close()
+                if self._stage is not None:
+                    with sf.SoundFile(self._stage) as src, sf.SoundFile(self._final_tmp, "w", self.sample_rate, self.channels,
+                                                                        self.subtype, format=self.fmt) as dst:
+                        for block in src.blocks(1 << 16, dtype="float32", always_2d=True):
+                            dst.write(np.clip(block * np.float32(gain), -1.0, 1.0))
+            self._ctx.__exit__(None, None, None)
+        except FileExistsError:
+            self.discard()
+            raise _exists(self.path) from None
+        except AudioError:
+            self.discard()
+            raise
+        except (OSError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self.discard()
+            raise self._failed(exc) from None
+        finally:
+            self._drop_stage()
+        return self.path
+
+    def discard(self) -> None:
+        """Stop and remove everything written; ``path`` is untouched."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        if self._sf is not None and not self._sf.closed:
+            self._sf.close()
+        self._drop_stage()
+        try:
+            self._ctx.__exit__(AudioError, AudioError("discarded"), None)
+        except (AudioError, RuntimeError, OSError):
+            pass
+
+    def _drop_stage(self) -> None:
+        if self._stage is not None and os.path.exists(self._stage):
+            os.unlink(self._stage)
+
+
+def fit_gain(outputs, mode: str = "rescale") -> tuple[float, str | None]:
+    """One gain for a set of outputs that must keep summing to their input: if any would clip,
+    ``rescale`` scales them all by the same factor, ``clamp`` leaves the gain at 1 (samples are
+    clamped). Returns (gain, a one-line description of what was done, or None)."""
+    if mode not in CLIP_MODES:
+        raise AudioError(f"unknown clip mode {mode!r}; choose one of {', '.join(CLIP_MODES)}")
+    peak = max((o.peak for o in outputs if o.clips), default=0.0)
+    if peak <= 1.0:
+        return 1.0, None
+    over = 20 * np.log10(peak)
+    if mode == "clamp":
+        return 1.0, f"the stems peak {over:.1f} dB above full scale and were clamped"
+    return 0.999 / peak, f"the stems peak {over:.1f} dB above full scale and were scaled down by {over:.1f} dB to fit"
+
+
+@contextmanager
+def audio_writer(path: str | Path, sample_rate: int, channels: int, *, overwrite: bool = False,
+                 subtype: str | None = None, clip: str = "rescale", bitrate: int = 320):
+    """Stream (channels, n) blocks into ``path``, atomically (see :class:`AudioOutput`).
+
+    The format follows the suffix (.wav, .flac, .mp3). An existing file is refused unless
+    ``overwrite``. Integer PCM that would clip is rescaled or clamped (``clip``). If anything fails,
+    ``path`` is untouched and no partial file is left behind.
+    """
+    out = AudioOutput(path, sample_rate, channels, overwrite=overwrite, subtype=subtype, bitrate=bitrate)
+    try:
+        yield out.write
+    except BaseException:
+        out.discard()
+        raise
+    gain, note = fit_gain([out], clip)
+    if note:
+        log.warning("%s: %s", path, note)
+    out.commit(gain)
+
+
 def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int, *, overwrite: bool = False,
-               subtype: str | None = None) -> Path:
+               subtype: str | None = None, clip: str = "rescale") -> Path:
     """Write (channels, samples) or (samples,) audio atomically; see :func:`audio_writer`."""
     data = np.asarray(audio, np.float32)
     data = data[None] if data.ndim == 1 else data
-    with audio_writer(path, sample_rate, data.shape[0], overwrite=overwrite, subtype=subtype) as write:
+    with audio_writer(path, sample_rate, data.shape[0], overwrite=overwrite, subtype=subtype, clip=clip) as write:
         write(data)
     return Path(path)

@@ -50,17 +50,41 @@ class _OneLineErrors(click.Group):
             ctx.exit(128 + getattr(signal, str(exc)).value)
 
 
+def _set_verbosity(verbose: bool = False, quiet: bool = False) -> None:
+    quiet_rank = int(os.environ.get("RANK", "0")) > 0  # under torchrun, only rank 0 reports progress
+    level = logging.DEBUG if verbose else logging.WARNING if quiet or quiet_rank else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True)
+    click.get_current_context().meta["vocalsep.quiet"] = quiet and not verbose
+
+
+def _verbosity(f):
+    """-v/--verbose and -q/--quiet, accepted before and after the subcommand."""
+    def cb(ctx, param, value):
+        if value:
+            ctx.meta[f"vocalsep.{param.name}"] = True
+            _set_verbosity(ctx.meta.get("vocalsep.verbose", False), ctx.meta.get("vocalsep.quiet", False))
+        return value
+    f = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=cb, is_eager=True,
+                     help="Errors and warnings only.")(f)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=cb, is_eager=True,
+                        help="Log more detail.")(f)
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().meta.get("vocalsep.quiet"))
+
+
 @click.group(cls=_OneLineErrors)
 @click.version_option(__version__, prog_name="vocalsep")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
-def main(verbose: bool) -> None:
+@_verbosity
+def main() -> None:
     """Separate singing voice from music with deep clustering."""
-    quiet_rank = int(os.environ.get("RANK", "0")) > 0  # under torchrun, only rank 0 reports progress
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet_rank else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    ctx = click.get_current_context()
+    _set_verbosity(ctx.meta.get("vocalsep.verbose", False), ctx.meta.get("vocalsep.quiet", False))
 
 
 @main.command()
+@_verbosity
 @click.option("-c", "--config", "config", type=click.Path(dir_okay=False), help="TOML training config.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Experiment folder.")
 @click.option("--phase", type=int, multiple=True, help="Curriculum phase(s) to run (default: all, in order).")
@@ -76,22 +100,6 @@ def train(config, out_dir, phase, overrides):
             click.echo(f"phase {p}: best model {best}")
 
 
-def _track_name(path: Path) -> str:
-    """Output folder name: the file name without its extension (and without NI's ``.stem``), made a
-    plain folder name: never empty, ``.``, ``..``, hidden, or holding a path separator."""
-    name = path.stem
-    name = name[: -len(".stem")] if name.lower().endswith(".stem") and len(name) > 5 else name
-    for sep in {os.sep, os.altsep or os.sep, "\0"}:
-        name = name.replace(sep, "_")
-    name = name.strip()
-    return "_" + name if not name or name.startswith(".") else name
-
-
-def _inside(folder: Path, target: Path) -> bool:
-    base = os.path.realpath(folder)
-    return os.path.commonpath([base, os.path.realpath(target)]) == base and os.path.realpath(target) != base
-
-
 def _separator(progress=None, *, model=None, **options):
     from .separator import Separator
 
@@ -99,12 +107,19 @@ def _separator(progress=None, *, model=None, **options):
     return Separator.from_pretrained(model, progress=progress, **options)
 
 
-def _model_options(f):
-    """The options that choose the model and how its output becomes masks (one Separator argument each)."""
-    f = click.option("--model", "model", default=None, metavar="NAME|PATH",
-                     help="Bundled model name or model file (default: the bundled default).")(f)
+def _model_choice(f):
+    """--model and --device, the options people use first."""
     f = click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True,
                      help="Where the network runs.")(f)
+    return click.option("--model", "model", default=None, metavar="NAME|PATH",
+                        help="Bundled model name or model file (default: the bundled default; see `vocalsep models`).")(f)
+
+
+RESEARCH = ("reconstruct", "cluster", "mask_from", "mask", "postfilter", "high_band", "softness")
+
+
+def _model_options(f):
+    """The research options: how the model's output becomes masks (one Separator argument each)."""
     f = click.option("--reconstruct", default="full", type=click.Choice(["full", "mel"]), show_default=True,
                      help="full: mask the input's own STFT (full band, stereo, vocals + accompaniment = input); "
                           "mel: the MIREX 2016 inverse-mel path.")(f)
@@ -132,56 +147,129 @@ def _model_options(f):
     return f
 
 
+def _no_effect(sep, ctx) -> list[str]:
+    """Options the user set that change nothing for this model and these settings."""
+    given = {n for n in ("cluster", "softness") if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT}
+    if sep.mask_from == "head":
+        return [f"--{n} has no effect: the mask comes from the model's mask head (--mask-from clusters uses the "
+                "embeddings)" for n in sorted(given)]
+    if sep.mask != "soft" and "softness" in given:
+        return ["--softness has no effect on binary masks (add --mask soft)"]
+    return []
+
+
+class _Progress:
+    """A progress bar naming the file on a terminal; plain lines at 25 % steps otherwise (logs, pipes)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.name, self.bar, self.shown = quiet, "", None, -1
+        self.tty = sys.stderr.isatty()
+
+    def start(self, name: str) -> None:
+        self.name, self.bar, self.shown = name, None, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total < 1:
+            return
+        if self.tty:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=total, unit="chunk", desc=self.name, leave=False)
+            self.bar.update(done - self.bar.n)
+            return
+        step = 25 * (100 * done // total // 25)
+        if step > self.shown:
+            self.shown = step
+            click.echo(f"{self.name}: {step}%", err=True)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, readable=False, path_type=Path))
 @click.option("-o", "--out", "out_dir", default="separated", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder; stems go to OUT/<file stem>/<stem>.<format>.")
-@click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True)
-@click.option("--float32", "float32", is_flag=True, help="Write 32-bit float wav instead of 16-bit PCM.")
+              help="Output folder.")
+@_model_choice
+@click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True,
+              help="Output format (mp3 is encoded by ffmpeg while separating).")
+@click.option("--filename", "template", default="{track}/{stem}.{ext}", show_default=True,
+              help="Output path under -o; fields {track} {stem} {ext} {model} {input_ext} (e.g. "
+                   "'{track}_{input_ext}/{stem}.{ext}' keeps a.wav and a.flac apart).")
+@click.option("--stem", "only", type=click.Choice(["vocals", "accompaniment"]), help="Write this stem only.")
+@click.option("--int24", "int24", is_flag=True, help="24-bit PCM wav/flac (default: 16-bit; float input gives float).")
+@click.option("--float32", "float32", is_flag=True, help="32-bit float wav (never clips).")
+@click.option("--clip-mode", default="rescale", show_default=True, type=click.Choice(["rescale", "clamp"]),
+              help="When integer output would clip: scale all stems by one gain (they keep summing to the input) "
+                   "or clamp the samples; a warning says when it acts.")
+@click.option("--mp3-bitrate", default=320, show_default=True, type=click.IntRange(32, 320), help="mp3 bitrate, kbit/s.")
+@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Separate from this time (s).")
+@click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Separate this many seconds (default: to the end).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--sources", default=2, show_default=True, type=click.IntRange(min=2, max=MAX_SOURCES),
               help="2: vocals and accompaniment; N > 2: cluster into N sources, written as source1..N "
                    "(most voice-like first).")
+@_verbosity
 @_model_options
-def split(files, out_dir, fmt, float32, force, sources, **options):
-    """Separate FILES into vocals and accompaniment (or N sources with --sources N).
+@click.pass_context
+def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float32, clip_mode, mp3_bitrate, start, duration,
+          force, sources, **options):
+    """Separate FILES (or the audio files in a folder) into vocals and accompaniment.
 
     The model is loaded once for all files. A file that fails is reported in one line and the
     others are still processed; the exit code is 1 if any file failed.
     """
-    from tqdm import tqdm
-
     from .errors import VocalsepError
+    from .outputs import AUDIO_SUFFIXES, check_template, expand_inputs, output_paths
 
+    if int24 and float32:
+        raise click.UsageError("--int24 and --float32 exclude each other")
+    if (int24 or float32) and fmt == "mp3":
+        raise click.UsageError("--int24 and --float32 apply to wav and flac, not mp3")
     if float32 and fmt != "wav":
         raise click.UsageError("--float32 applies to --format wav only")
-    bar = {"t": None}
-
-    def progress(done, total):
-        if bar["t"] is None and total > 1:
-            bar["t"] = tqdm(total=total, unit="chunk", leave=False, disable=None)
-        if bar["t"] is not None:
-            bar["t"].update(done - bar["t"].n)
-
-    sep = _separator(progress, sources=sources, **options)
+    if only and sources > 2:
+        raise click.UsageError("--stem applies to the two-stem output, not --sources N")
+    try:
+        check_template(template)
+    except VocalsepError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filename") from None
+    subtype = "FLOAT" if float32 else "PCM_24" if int24 else None
+    quiet = _quiet()
+    progress = _Progress(quiet)
+    sep = _separator(progress, model=model, device=device, sources=sources, **options)
+    for msg in _no_effect(sep, ctx):
+        click.echo(f"vocalsep: warning: {msg}", err=True)
+    inputs = expand_inputs(files)
+    model_name = model or _default_model_name()
+    if not quiet:
+        click.echo(f"Separating {len(inputs)} file{'s' if len(inputs) != 1 else ''} with model {model_name} "
+                   f"({sep.bundle.arch}) on {device}", err=True)
     failures, seen = 0, {}
-    for path in files:
-        target = out_dir / _track_name(path)
+    for path in inputs:
         try:
-            if target in seen:
-                raise VocalsepError(f"{path}: has the same output folder {target} as {seen[target]}; rename one of them")
-            seen[target] = path
-            outputs = {stem: target / f"{stem}.{fmt}" for stem in sep.stems}
-            outside = [str(o) for o in outputs.values() if not _inside(out_dir, o)]
-            if outside:  # e.g. a link planted in the output folder
-                raise VocalsepError(f"{path}: output {outside[0]} would land outside {out_dir}; refused")
+            if path.is_dir():
+                raise VocalsepError(f"{path}: a folder without audio files ({' '.join(AUDIO_SUFFIXES)})")
+            stems = (only,) if only else sep.stems
+            outputs = output_paths(path, out_dir, stems, template=template, ext=fmt, model=model_name)
+            clash = [o for o in outputs.values() if o in seen]
+            if clash:
+                raise VocalsepError(f"{path}: has the same output {clash[0]} as {seen[clash[0]]}; rename one of them "
+                                    "or use --filename with {input_ext}")
+            seen.update({o: path for o in outputs.values()})
+            progress.start(path.name)
             try:
-                sep.separate_file(path, outputs, overwrite=force, subtype="FLOAT" if float32 else None)
+                done = sep.separate_file(path, outputs, overwrite=force, subtype=subtype, clip=clip_mode,
+                                         bitrate=mp3_bitrate, start=start, duration=duration)
             finally:
-                if bar["t"] is not None:
-                    bar["t"].close()
-                    bar["t"] = None
-            click.echo(f"{path} -> {target}/")
+                progress.stop()
+            if not quiet:
+                folders = sorted({str(p.parent) for p in done.values()})
+                click.echo(f"{path} -> {', '.join(f + '/' for f in folders)}")
         except VocalsepError as exc:  # this file fails, the others are still separated
             failures += 1
             click.echo(f"vocalsep: error: {_one_line(exc)}", err=True)
@@ -189,11 +277,18 @@ def split(files, out_dir, fmt, float32, force, sources, **options):
             failures += 1
             click.echo(f"vocalsep: error: {path}: {exc.strerror or _one_line(exc)}", err=True)
     if failures:
-        click.echo(f"vocalsep: {failures} of {len(files)} files failed", err=True)
+        click.echo(f"vocalsep: {failures} of {len(inputs)} files failed", err=True)
         sys.exit(1)
 
 
+def _default_model_name() -> str:
+    from .checkpoint import registry
+
+    return registry()["default"]
+
+
 @main.command()
+@_verbosity
 @click.option("--mir1k", "mir1k", type=click.Path(file_okay=False), help="MIR-1K root (stereo clips): GNSDR/GSIR/GSAR, BSS Eval v3.")
 @click.option("--musdb", "musdb_root", type=click.Path(file_okay=False), help="MUSDB18 root: museval (BSS Eval v4) JSON per track.")
 @click.option("--dsd100", "dsd100_root", type=click.Path(file_okay=False),
@@ -210,6 +305,7 @@ def split(files, out_dir, fmt, float32, force, sources, **options):
 @click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
               help="Score ideal masks instead of the model: on the model's mel features (-mel) or the "
                    "full-band STFT (the ceiling of each representation).")
+@_model_choice
 @_model_options
 def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
              **options):
@@ -250,6 +346,7 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
 @click.option("--musdb", "musdb_root", type=click.Path(file_okay=False), help="MUSDB18 root, to report missing test tracks.")
 @click.option("--model", default=None, metavar="NAME|PATH", help="The model that made the estimates (for the description).")
 @click.option("--force", is_flag=True, help="Replace an existing submission folder.")
+@_verbosity
 def submission(out_dir, name, scores_dir, musdb_root, model, force):
     """Write OUT_DIR/NAME/{description.md,test/*.json} for the MUSDB18 leaderboard."""
     from .checkpoint import load_model, resolve_model

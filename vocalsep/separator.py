@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,13 +13,15 @@ import numpy as np
 import torch
 
 from .apply import apply_chunked, iter_chunked
-from .audio import AudioError, audio_writer, open_audio, resample
+from .audio import AudioError, AudioOutput, fit_gain, open_audio, resample
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .cluster import METHODS, source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
 from .features import (HIGH_BANDS, FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
                        mel_to_bin_weights, silence_weights, stft)
+from .outputs import DEFAULT_TEMPLATE, output_paths
 
+log = logging.getLogger(__name__)
 RECONSTRUCTIONS = ("full", "mel")
 MASKS = ("auto", "binary", "soft")
 MASK_SOURCES = ("auto", "clusters", "head")
@@ -155,17 +157,18 @@ class Separator:
         if mask == "auto":
             mask = "soft" if mask_from == "head" else "binary"
         if mask_from == "head" and "mask" not in heads:
-            raise SeparationError("this model has no mask-inference head; use mask_from='clusters'")
+            raise SeparationError("this model has no mask-inference head; take the mask from the clusters (--mask-from clusters)")
         if mask_from == "clusters" and "embedding" not in heads:
-            raise SeparationError("this model predicts a mask and has no embeddings to cluster; "
-                                  "use mask_from='head' (and 2 sources)")
+            raise SeparationError("this model predicts a mask and has no embeddings to cluster; take the mask from its "
+                                  "head (--mask-from head) with 2 sources")
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
-            raise SeparationError("more than 2 sources needs clustering of the embeddings and reconstruct='full'")
+            raise SeparationError("more than 2 sources needs clustering of the embeddings (--mask-from clusters) and the "
+                                  "full-band reconstruction (--reconstruct full)")
         if postfilter is None:  # the model's own choice for this mask source where its file records one
             postfilter = reconstruct == "full" and sources == 2 and bundle.postfilter_default(mask_from)
         if postfilter and (reconstruct != "full" or sources > 2):
-            raise SeparationError("the post-filter works on the full-band two-stem output: use reconstruct='full', "
-                                  "sources=2")
+            raise SeparationError("the post-filter works on the full-band two-stem output (--reconstruct full, 2 "
+                                  "sources); turn it off with --no-postfilter")
         if mask_from == "clusters" and sources == 2:
             voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
         self.bundle = bundle
@@ -242,32 +245,70 @@ class Separator:
         yield from iter_chunked(self._chunk_fn(sample_rate, check=True), read, length,
                                 self.segment_length(sample_rate), self.overlap, self.progress, self.batch)
 
-    def separate_file(self, src: str | Path, outputs: dict[str, str | Path], *, overwrite: bool = False,
-                      subtype: str | None = None) -> None:
-        """Separate an audio file into one file per stem (``outputs``: stem -> path; format from suffix).
+    def separate_file(self, src: str | Path, outputs: dict[str, str | Path] | None = None, *, overwrite: bool = False,
+                      subtype: str | None = None, clip: str = "rescale", bitrate: int = 320, start: float = 0.0,
+                      duration: float | None = None, out_dir: str | Path = "separated",
+                      template: str = DEFAULT_TEMPLATE, fmt: str = "wav") -> dict[str, Path]:
+        """Separate an audio file into one file per stem; returns stem -> written path.
+
+        ``outputs`` (stem -> path, format from the suffix) may name a subset of the stems; without it
+        every stem goes to ``out_dir`` by ``template`` as the command line does
+        (``separated/<track>/<stem>.wav``). ``start`` and ``duration`` (seconds) separate a part of the
+        file. ``subtype``: wav/flac sample format (default 16-bit PCM, 32-bit float for float input);
+        integer output that would clip is scaled by one gain for all stems so they keep summing to the
+        input (``clip="rescale"``) or clamped (``"clamp"``); ``bitrate``: mp3 kbit/s.
 
         Reading, separation and writing are streamed chunk by chunk, so memory does not grow with
         the file's length. Outputs are written atomically; existing ones are refused unless
         ``overwrite``. Raises :class:`~vocalsep.audio.AudioError` naming ``src`` on any failure.
         """
-        missing = set(self.stems) - set(outputs)
-        if missing:
-            raise ValueError(f"no output path for stems {sorted(missing)}")
+        if outputs is None:
+            outputs = output_paths(src, out_dir, self.stems, template=template, ext=fmt)
+        unknown = set(outputs) - set(self.stems)
+        if unknown or not outputs:
+            raise SeparationError(f"outputs must name some of the stems {', '.join(self.stems)}; got {sorted(outputs)}")
+        check_number(start, "start", lo=0, error=SeparationError)
+        if duration is not None:
+            check_number(duration, "duration", lo=0, lo_open=True, error=SeparationError)
         existing = [str(p) for p in outputs.values() if Path(p).exists()]
         if existing and not overwrite:
             raise AudioError(f"{src}: output {existing[0]} already exists; use --force to replace it, or another "
                              "output folder")
-        with open_audio(src) as reader, ExitStack() as stack:
-            writers = {stem: stack.enter_context(audio_writer(
-                outputs[stem], reader.sample_rate, reader.channels, overwrite=overwrite, subtype=subtype))
-                for stem in self.stems}
+        with open_audio(src) as reader:
+            sr = reader.sample_rate
+            first = int(round(start * sr))
+            if first >= reader.frames:
+                raise AudioError(f"{src}: --start {start:g} s is past its end ({reader.frames / sr:.2f} s)")
+            length = reader.frames - first if duration is None else min(reader.frames - first, max(1, int(round(duration * sr))))
+            float_in = reader.subtype in ("FLOAT", "DOUBLE")  # float wav input keeps float wav output
+
+            def read(a: int, b: int) -> np.ndarray:
+                block = reader.read(first + a, first + min(b, length))
+                return np.pad(block, ((0, 0), (0, b - a - block.shape[1]))) if block.shape[1] < b - a else block
+
+            writers: dict[str, AudioOutput] = {}
+            done: dict[str, Path] = {}
             try:
-                for _, block in self.separate_stream(reader.read, reader.frames, reader.sample_rate):
-                    for stem, write in writers.items():
+                for stem in outputs:
+                    keep_float = subtype is None and float_in and Path(outputs[stem]).suffix.lower() == ".wav"
+                    writers[stem] = AudioOutput(outputs[stem], sr, reader.channels, overwrite=overwrite,
+                                                subtype="FLOAT" if keep_float else subtype, bitrate=bitrate)
+                for _, block in self.separate_stream(read, length, sr):
+                    for stem, out in writers.items():
                         _check_output(block[stem])  # nothing non-finite is ever renamed into place
-                        write(block[stem])
+                        out.write(block[stem])
+                gain, note = fit_gain(writers.values(), clip)
+                if note:
+                    log.warning("%s: %s", src, note)
+                for stem, out in writers.items():
+                    done[stem] = out.commit(gain)
+                return done
             except SeparationError as exc:
                 raise AudioError(f"{src}: {exc}") from None
+            finally:
+                for stem, out in writers.items():
+                    if stem not in done:  # failed or interrupted: nothing of this stem is left behind
+                        out.discard()
 
     def segment_length(self, sample_rate: int) -> int:
         """Chunk length in input samples: ``segment_frames`` model frames."""
