@@ -210,6 +210,8 @@ class _Progress:
 @click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Separate this many seconds (default: to the end).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--report", is_flag=True, help="Also write OUT/report.html: players, spectrograms and the voice mask "
+                                             "of every file, and the run's settings (needs matplotlib).")
 @click.option("--sources", default=2, show_default=True, type=click.IntRange(min=2, max=MAX_SOURCES),
               help="2: vocals and accompaniment; N > 2: cluster into N sources, written as source1..N "
                    "(most voice-like first).")
@@ -217,7 +219,7 @@ class _Progress:
 @_model_options
 @click.pass_context
 def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float32, clip_mode, mp3_bitrate, start, duration,
-          force, sources, **options):
+          force, report, sources, **options):
     """Separate FILES (or the audio files in a folder) into vocals and accompaniment.
 
     The model is loaded once for all files. A file that fails is reported in one line and the
@@ -249,7 +251,11 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
     if not quiet:
         click.echo(f"Separating {len(inputs)} file{'s' if len(inputs) != 1 else ''} with model {model_name} "
                    f"({sep.bundle.arch}) on {device}", err=True)
-    failures, seen = 0, {}
+    if report:
+        from .report import _pyplot
+
+        _pyplot()  # fail now, not after the separation
+    failures, seen, items = 0, {}, []
     for path in inputs:
         try:
             if path.is_dir():
@@ -267,15 +273,28 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
                                          bitrate=mp3_bitrate, start=start, duration=duration)
             finally:
                 progress.stop()
+            items.append({"src": path, "stems": done, "start": start, "duration": duration})
             if not quiet:
                 folders = sorted({str(p.parent) for p in done.values()})
                 click.echo(f"{path} -> {', '.join(f + '/' for f in folders)}")
         except VocalsepError as exc:  # this file fails, the others are still separated
             failures += 1
+            items.append({"src": path, "error": _one_line(exc)})
             click.echo(f"vocalsep: error: {_one_line(exc)}", err=True)
         except OSError as exc:
             failures += 1
+            items.append({"src": path, "error": f"{path}: {exc.strerror or _one_line(exc)}"})
             click.echo(f"vocalsep: error: {path}: {exc.strerror or _one_line(exc)}", err=True)
+    if report:
+        from . import __version__
+        from .report import split_report
+
+        settings = {"vocalsep": __version__, "model": f"{model_name} ({sep.bundle.arch})", "device": device,
+                    "mask from": sep.mask_from, "mask": sep.mask, "post-filter": sep.postfilter,
+                    "reconstruct": sep.reconstruct, "high band": sep.high_band, "sources": sources,
+                    "format": fmt, "start": start, "duration": duration or "to the end"}
+        page = split_report(out_dir / "report.html", items, settings, overwrite=force)
+        click.echo(f"report: {page}", err=quiet)
     if failures:
         click.echo(f"vocalsep: {failures} of {len(inputs)} files failed", err=True)
         sys.exit(1)
@@ -302,13 +321,16 @@ def _default_model_name() -> str:
               help="MUSDB18: score existing estimates DIR/<subset>/<track>/{vocals,accompaniment}.wav instead of separating.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
 @click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
+@click.option("--report", is_flag=True, help="MUSDB18/DSD100: also write OUT/report.html (box plots, SDR over time).")
+@click.option("--compare", "compare_dir", type=click.Path(file_okay=False),
+              help="With --report: another evaluation folder (e.g. an --oracle run) drawn beside this one.")
 @click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
               help="Score ideal masks instead of the model: on the model's mel features (-mel) or the "
                    "full-band STFT (the ceiling of each representation).")
 @_model_choice
 @_model_options
-def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, oracle,
-             **options):
+def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, estimates_dir, out_dir, separate_only, report,
+             compare_dir, oracle, **options):
     """Separate and score a dataset: MIR-1K (--mir1k), MUSDB18 (--musdb) or DSD100 (--dsd100)."""
     from .evaluate import evaluate_dsd100, evaluate_mir1k, evaluate_musdb, format_musdb, format_summary
 
@@ -321,17 +343,30 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
     sep = None if estimates_dir else _separator(**options)
     if (musdb_root or dsd100_root) and not out_dir:
         raise click.UsageError("--musdb and --dsd100 need -o/--out for the JSON files")
+    if report and (mir1k or separate_only):
+        raise click.UsageError("--report applies to --musdb and --dsd100 scores")
+
+    def write_report():
+        if report:
+            from .report import evaluation_report
+
+            page = evaluation_report(Path(out_dir) / "report.html", out_dir, oracle or options.get("model") or "model",
+                                     compare_dir, Path(compare_dir).name if compare_dir else "oracle", overwrite=True)
+            click.echo(f"report: {page}")
+
     if dsd100_root:
         result = evaluate_dsd100(sep, dsd100_root, out_dir, "Dev" if subset == "train" else "Test", estimates_dir,
                                  separate_only=separate_only, oracle=oracle)
         if not separate_only:
             click.echo(format_musdb(result["summary"], "BSS Eval v3, 30 s windows, 15 s hop"))
+        write_report()
         return
     if musdb_root:
         result = evaluate_musdb(sep, musdb_root, out_dir, subset, split, is_wav, estimates_dir,
                                 separate_only=separate_only, oracle=oracle)
         if not separate_only:
             click.echo(format_musdb(result["summary"]))
+        write_report()
         return
     result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only, oracle=oracle)
     if not separate_only:
