@@ -1,11 +1,13 @@
 """Benchmark `vocalsep split`: wall time, real-time factor and peak memory for several input lengths.
 
     python bench/separate.py [--minutes 1 3 10 60] [--repeat 3] [--model NAME|PATH] [--sr 44100]
-                             [--split-args "--mask-from clusters ..."]
+                             [--split-args "--mask-from clusters ..."] [--formats wav mp3 flac]
 
 Each run is a fresh `python -m vocalsep.cli split` process (model load included) on a generated
 stereo 16-bit wav; peak RSS is the child's maximum resident set size. Prints the median over
-``--repeat`` runs, then a per-stage breakdown of one in-process run of the shortest input.
+``--repeat`` runs, then a per-stage breakdown of one in-process run of the shortest input. With
+``--formats``, every length is separated into each output format and the time is also given as a
+ratio to the first format's.
 """
 from __future__ import annotations
 
@@ -88,6 +90,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--sr", type=int, default=44100)
     ap.add_argument("--split-args", default="", help="extra `vocalsep split` options, one string")
+    ap.add_argument("--formats", nargs="+", default=["wav"], choices=["wav", "flac", "mp3"],
+                    help="output formats to time (ratios are to the first)")
     args = ap.parse_args(argv)
     extra = args.split_args.split()
     import torch
@@ -96,17 +100,20 @@ def main(argv=None) -> int:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}")
     if extra:
         print("split options:", " ".join(extra))
-    print(f"{'input':>10s} {'wall s (median)':>16s} {'RTF':>8s} {'peak RSS MiB':>13s}  runs")
+    print(f"{'input':>10s} {'format':>6s} {'wall s (median)':>16s} {'ratio':>6s} {'RTF':>8s} {'peak RSS MiB':>13s}  runs")
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         for minutes in args.minutes:
             src = d / f"bench_{minutes:g}min.wav"
             make_input(src, minutes, args.sr)
-            runs = [run_split(src, d / "out", args.model, extra) for _ in range(args.repeat)]
-            wall = statistics.median(r[0] for r in runs)
-            rss = statistics.median(r[1] for r in runs)
-            print(f"{minutes:>8g} m {wall:16.2f} {wall / (minutes * 60):8.4f} {rss:13.0f}  "
-                  + ", ".join(f"{r[0]:.2f}" for r in runs), flush=True)
+            first = None
+            for fmt in args.formats:
+                runs = [run_split(src, d / "out", args.model, extra + ["--format", fmt]) for _ in range(args.repeat)]
+                wall = statistics.median(r[0] for r in runs)
+                rss = statistics.median(r[1] for r in runs)
+                first = first or wall
+                print(f"{minutes:>8g} m {fmt:>6s} {wall:16.2f} {wall / first:6.2f} {wall / (minutes * 60):8.4f} {rss:13.0f}  "
+                      + ", ".join(f"{r[0]:.2f}" for r in runs), flush=True)
             src.unlink()
         src = d / "stages.wav"
         make_input(src, min(args.minutes), args.sr)
