@@ -33,7 +33,7 @@ def median_time(fn, repeat: int) -> float:
 
 def training_fps(arch: str, batch: int, frames: int, steps: int, overrides: dict) -> tuple[float, float]:
     from vocalsep.losses import objective
-    from vocalsep.model import build_model
+    from vocalsep.models import build_model
 
     torch.manual_seed(0)
     model = build_model(arch, 150, **overrides).train()

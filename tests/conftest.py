@@ -8,7 +8,7 @@ import torch
 
 from vocalsep.checkpoint import ModelBundle, save_model
 from vocalsep.features import FeatureConfig
-from vocalsep.model import build_model
+from vocalsep.models import build_model
 
 TINY = dict(hidden=8, layers=1, emb_dim=4, dropout=0.0)
 

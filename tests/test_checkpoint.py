@@ -49,7 +49,7 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
     assert loaded.separation == {"postfilter": False}
     assert not Separator(loaded).postfilter  # the model's choice is the default ...
     assert Separator(loaded, postfilter=True).postfilter  # ... and an explicit choice still wins
-    from vocalsep.model import build_model
+    from vocalsep.models import build_model
 
     b.model_kwargs = dict(b.model_kwargs, mask_head=True)
     b.model, b.arch = build_model("chimera", 20, **b.model_kwargs).eval(), "chimera"
@@ -136,9 +136,24 @@ def test_bundled_default_model_loads_and_separates():
     path, sha = resolve_model(None)
     assert sha == reg["models"][reg["default"]]["sha256"]
     sep = Separator.from_pretrained()  # checksum verified
+    assert reg["default"] == "mir1k-unet" and sep.bundle.arch == "unet"
     assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter  # the defaults its card reports
-    assert Separator.from_pretrained(mask_from="clusters").postfilter
-    assert sep.bundle.model.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
+    assert sep.bundle.model.heads == ("mask",) and sep.high_band == "octave"
     x = song(2.0, 44100, 2)
     out = sep.separate(x, 44100)
+    assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
+
+
+def test_previous_default_stays_selectable_by_name():
+    import numpy as np
+
+    from conftest import song
+    from vocalsep.separator import Separator
+
+    sep = Separator.from_pretrained("mir1k-chimera")
+    assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter
+    assert Separator.from_pretrained("mir1k-chimera", mask_from="clusters").postfilter
+    assert sep.bundle.model.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
+    x = song(1.0, 16000, 1)[0]
+    out = sep.separate(x, 16000)
     assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5

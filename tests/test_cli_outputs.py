@@ -12,7 +12,7 @@ from conftest import song
 from vocalsep.checkpoint import ModelBundle, save_model
 from vocalsep.cli import main
 from vocalsep.features import FeatureConfig
-from vocalsep.model import build_model
+from vocalsep.models import build_model
 
 
 def run(*args):

@@ -5,7 +5,8 @@ from conftest import write_mir1k_clips
 from vocalsep.checkpoint import load_model, save_model
 from vocalsep.evaluate import evaluate_mir1k
 from vocalsep.separator import Separator
-from vocalsep.train import load_config, train_phase
+from vocalsep.config import load_config
+from vocalsep.train import train_phase
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_numpy_kmeans_scores_like_scikit_learn(mir1k_like, trained):
 
 
 def test_blstm_directions_on_two_threads_score_like_the_fused_kernel(mir1k_like, trained, monkeypatch):
-    import vocalsep.model as mod
+    import vocalsep.models.blstm as mod
 
     b = trained
     fast = gnsdr(plain(b), mir1k_like)

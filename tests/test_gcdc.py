@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vocalsep.gcdc import VARIANTS, GatedConvDC
+from vocalsep.models.gcdc import VARIANTS, GatedConvDC
 
 TINY = dict(channels=4, emb_dim=3)
 

@@ -22,7 +22,8 @@ from vocalsep.audio import AudioError, open_audio
 from vocalsep.checkpoint import ModelFileError, load_model, save_model
 from vocalsep.cli import main
 from vocalsep.errors import VocalsepError
-from vocalsep.train import ConfigError, TrainingError, load_config
+from vocalsep.config import ConfigError, load_config
+from vocalsep.train import TrainingError
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.function_scoped_fixture])
@@ -417,7 +418,7 @@ def test_every_library_error_derives_from_one_base():
     from vocalsep.cluster import ClusterError
     from vocalsep.data import DatasetError
     from vocalsep.features import FeatureConfigError
-    from vocalsep.model import ModelConfigError
+    from vocalsep.models import ModelConfigError
     from vocalsep.separator import SeparationError
     from vocalsep.submission import SubmissionError
 

@@ -76,7 +76,7 @@ def test_main_stops_with_a_clear_message_without_the_screening_table(tmp_path, p
 
 def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones():
     from vocalsep.data import read_manifest
-    from vocalsep.train import load_config
+    from vocalsep.config import load_config
 
     cfg = load_config(ROOT / "recipes" / "mixed" / "conf.toml")
     assert cfg.arch == "unet" and not cfg.pool and cfg.remix["pool_prob"] == 0  # the pool is an ablation
@@ -93,7 +93,8 @@ def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones
 def test_training_draws_from_a_generated_pool(tmp_path):
     from conftest import write_mir1k_clips
     from vocalsep.checkpoint import load_model
-    from vocalsep.train import load_config, train_phase
+    from vocalsep.config import load_config
+    from vocalsep.train import train_phase
 
     clips = write_mir1k_clips(tmp_path / "mir1k", 2, 1.0)
     (tmp_path / "pool").mkdir()

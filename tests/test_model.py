@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vocalsep.model import DeepClusteringBLSTM, MaskRegression, SequenceBNBLSTM, build_model
+from vocalsep.models import DeepClusteringBLSTM, MaskRegression, SequenceBNBLSTM, build_model
 
 
 def reference_layer(layer: SequenceBNBLSTM, x: torch.Tensor, use_batch_stats: bool) -> torch.Tensor:
@@ -133,10 +133,10 @@ def _bn_rank(rank, world, init_file, out_dir):
     w, b = layer.normalized_input_weights(x[rank * 2:(rank + 1) * 2])
     torch.save({"w": w.detach(), "b": b.detach()}, f"{out_dir}/bn{rank}.pt")
     # tear down only when both ranks are done with every group (the statistics use a group of their own)
-    import vocalsep.model as mod
+    from vocalsep import distributed
 
     dist.barrier()
-    mod._STATS_GROUP.clear()
+    distributed.STATS_GROUPS.clear()
     dist.destroy_process_group()
 
 
@@ -154,7 +154,7 @@ def test_sequence_bn_statistics_span_all_ranks(tmp_path):
 
 
 def test_inference_with_directions_on_two_threads_matches_the_fused_kernel(monkeypatch):
-    import vocalsep.model as mod
+    import vocalsep.models.blstm as mod
 
     torch.manual_seed(0)
     m = build_model("mirex2016", 12, hidden=6, layers=2, emb_dim=5).eval()

@@ -152,7 +152,7 @@ def test_batched_chunks_give_the_same_result(bundle):
 
 
 def test_wiener_postfilter_keeps_confident_masks_and_smooths_flicker():
-    from vocalsep.separator import wiener_postfilter
+    from vocalsep.masking import wiener_postfilter
 
     spec = torch.ones(1, 2, 9, 4, dtype=torch.complex64)
     steady = torch.zeros(1, 9, 4)

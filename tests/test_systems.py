@@ -11,9 +11,10 @@ from conftest import song, tiny_bundle, write_mir1k_clips
 from vocalsep.checkpoint import ModelBundle, load_model, save_model
 from vocalsep.cli import main
 from vocalsep.features import FeatureConfig
-from vocalsep.model import ARCHITECTURES
+from vocalsep.models import ARCHITECTURES
 from vocalsep.separator import SeparationError, Separator
-from vocalsep.train import load_config, train_phase
+from vocalsep.config import load_config
+from vocalsep.train import train_phase
 
 TINY = {
     "mirex2016": "{hidden=8, layers=1, emb_dim=4}",
@@ -115,7 +116,7 @@ def test_split_writes_n_sources(tmp_path, model_file, wav_file):
 
 
 def test_mask_only_model_file_round_trip(tmp_path):
-    from vocalsep.model import build_model
+    from vocalsep.models import build_model
 
     torch.manual_seed(0)
     model = build_model("mask-blstm", 20, hidden=8, layers=1).eval()

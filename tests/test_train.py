@@ -9,7 +9,8 @@ import torch
 from conftest import song
 from vocalsep.checkpoint import load_model
 from vocalsep.separator import Separator
-from vocalsep.train import ConfigError, load_config, train_phase
+from vocalsep.config import ConfigError, load_config
+from vocalsep.train import train_phase
 
 
 @pytest.fixture
@@ -191,7 +192,7 @@ def test_dsd100_layout_loads_and_a_bad_root_is_explained(tmp_path):
 def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
     cfg = tiny_config(clips)
     first = train_phase(cfg, 1, tmp_path / "dc")
-    from vocalsep.model import build_model
+    from vocalsep.models import build_model
     from vocalsep.train import init_from_file
 
     m = build_model("chimera", 20, hidden=8, layers=1, emb_dim=4)
@@ -213,7 +214,8 @@ def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
 
 def test_ratio_mask_target_is_the_voices_share_of_each_band():
     from vocalsep.features import FeatureConfig
-    from vocalsep.train import ConfigError, FeatureExtractor, load_config
+    from vocalsep.config import ConfigError, load_config
+    from vocalsep.train import FeatureExtractor
 
     fx = FeatureExtractor(FeatureConfig(n_mels=20), 40.0, mask_target="irm")
     rng = torch.Generator().manual_seed(0)

@@ -6,9 +6,9 @@ import torch
 from conftest import song
 from vocalsep.checkpoint import ModelBundle, load_model, save_model
 from vocalsep.features import FeatureConfig
-from vocalsep.model import build_model
+from vocalsep.models import build_model
 from vocalsep.separator import Separator
-from vocalsep.unet import MaskUNet
+from vocalsep.models.unet import MaskUNet
 
 
 @pytest.mark.parametrize("frames,bands,depth", [(1, 20, 3), (37, 20, 3), (64, 33, 2), (5, 7, 4)])

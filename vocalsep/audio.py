@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
+from .choices import CLIP_MODES
 from .errors import VocalsepError, check_channels, check_sample_rate
 
 FFMPEG_SUFFIXES = {".m4a", ".mp4", ".aac", ".m4v", ".mov", ".webm", ".opus", ".wma"}
@@ -180,7 +181,6 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x.T, orig_sr, target_sr, quality="HQ").T, np.float32)
 
 
-CLIP_MODES = ("rescale", "clamp")
 _INTEGER = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
 
 

@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from ._atomic import atomic_path
+from .choices import STEMS
 from .errors import MAX_MODEL_FILE_BYTES, STEM_NAME, VocalsepError
 from .features import FeatureConfig
-from .model import MODEL_CLASSES, ModelConfigError, check_model_args
+from .models import MODEL_CLASSES, check_model_args
 
 FORMAT = "vocalsep.model"
 FORMAT_VERSION = 1
-STEMS = ("vocals", "accompaniment")
 
 
 class ModelFileError(VocalsepError):

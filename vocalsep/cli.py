@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .choices import (CLIP_MODES, CLUSTER_METHODS, DEVICES, HIGH_BANDS, MASK_SOURCES, MASKS, ORACLES, OUTPUT_FORMATS,
+                      RECONSTRUCTIONS, STEMS)
 from .errors import MAX_SOURCES
 
 
@@ -91,7 +93,8 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. phases.0.lr=5e-4.")
 def train(config, out_dir, phase, overrides):
     """Train a model from a config; resumes a phase that was interrupted."""
-    from .train import load_config, train_phase
+    from .config import load_config
+    from .train import train_phase
 
     cfg = load_config(config, overrides)
     for p in phase or range(1, len(cfg.phases) + 1):
@@ -109,7 +112,7 @@ def _separator(progress=None, *, model=None, **options):
 
 def _model_choice(f):
     """--model and --device, the options people use first."""
-    f = click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]), show_default=True,
+    f = click.option("--device", default="cpu", type=click.Choice(DEVICES), show_default=True,
                      help="Where the network runs.")(f)
     return click.option("--model", "model", default=None, metavar="NAME|PATH",
                         help="Bundled model name or model file (default: the bundled default; see `vocalsep models`).")(f)
@@ -120,26 +123,26 @@ RESEARCH = ("reconstruct", "cluster", "mask_from", "mask", "postfilter", "high_b
 
 def _model_options(f):
     """The research options: how the model's output becomes masks (one Separator argument each)."""
-    f = click.option("--reconstruct", default="full", type=click.Choice(["full", "mel"]), show_default=True,
+    f = click.option("--reconstruct", default="full", type=click.Choice(RECONSTRUCTIONS), show_default=True,
                      help="full: mask the input's own STFT (full band, stereo, vocals + accompaniment = input); "
                           "mel: the MIREX 2016 inverse-mel path.")(f)
     f = click.option("--cluster", default="kmeans", show_default=True,
-                     type=click.Choice(["kmeans", "kmeans-sklearn", "meanshift", "prototype"]),
+                     type=click.Choice(CLUSTER_METHODS),
                      help="kmeans: k-means++ per chunk, voice chosen by the model's rule (kmeans-sklearn: the same "
                           "with scikit-learn); meanshift: clusters found by mean shift; prototype: nearest stored "
                           "centroid.")(f)
     f = click.option("--mask-from", "mask_from", default="auto", show_default=True,
-                     type=click.Choice(["auto", "clusters", "head"]),
+                     type=click.Choice(MASK_SOURCES),
                      help="Voice mask from clustering the embeddings or from the model's mask head "
                           "(auto: the head when the model has one).")(f)
-    f = click.option("--mask", default="auto", show_default=True, type=click.Choice(["auto", "binary", "soft"]),
+    f = click.option("--mask", default="auto", show_default=True, type=click.Choice(MASKS),
                      help="Binary masks (the paper's) or soft ones (head output, or soft k-means memberships); "
                           "auto: soft from a mask head, binary from clusters.")(f)
     f = click.option("--postfilter/--no-postfilter", default=None,
                      help="Refine the voice mask Wiener-style (powers of both estimates, smoothed in time); "
                           "default: as the model file says (on unless it says off), for --reconstruct full "
                           "with two stems only.")(f)
-    f = click.option("--high-band", "high_band", default="octave", show_default=True, type=click.Choice(["octave", "top"]),
+    f = click.option("--high-band", "high_band", default="octave", show_default=True, type=click.Choice(HIGH_BANDS),
                      help="Mask above the model's 8 kHz band (--reconstruct full): octave: the mean of its 4-8 kHz "
                           "bands, so sibilants and breaths stay with the voice; top: its top band alone.")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -194,15 +197,15 @@ class _Progress:
 @click.option("-o", "--out", "out_dir", default="separated", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder.")
 @_model_choice
-@click.option("--format", "fmt", default="wav", type=click.Choice(["wav", "flac", "mp3"]), show_default=True,
+@click.option("--format", "fmt", default="wav", type=click.Choice(OUTPUT_FORMATS), show_default=True,
               help="Output format (mp3 is encoded by ffmpeg while separating).")
 @click.option("--filename", "template", default="{track}/{stem}.{ext}", show_default=True,
               help="Output path under -o; fields {track} {stem} {ext} {model} {input_ext} (e.g. "
                    "'{track}_{input_ext}/{stem}.{ext}' keeps a.wav and a.flac apart).")
-@click.option("--stem", "only", type=click.Choice(["vocals", "accompaniment"]), help="Write this stem only.")
+@click.option("--stem", "only", type=click.Choice(STEMS), help="Write this stem only.")
 @click.option("--int24", "int24", is_flag=True, help="24-bit PCM wav/flac (default: 16-bit; float input gives float).")
 @click.option("--float32", "float32", is_flag=True, help="32-bit float wav (never clips).")
-@click.option("--clip-mode", default="rescale", show_default=True, type=click.Choice(["rescale", "clamp"]),
+@click.option("--clip-mode", default="rescale", show_default=True, type=click.Choice(CLIP_MODES),
               help="When integer output would clip: scale all stems by one gain (they keep summing to the input) "
                    "or clamp the samples; a warning says when it acts.")
 @click.option("--mp3-bitrate", default=320, show_default=True, type=click.IntRange(32, 320), help="mp3 bitrate, kbit/s.")
@@ -324,7 +327,7 @@ def _default_model_name() -> str:
 @click.option("--report", is_flag=True, help="MUSDB18/DSD100: also write OUT/report.html (box plots, SDR over time).")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False),
               help="With --report: another evaluation folder (e.g. an --oracle run) drawn beside this one.")
-@click.option("--oracle", type=click.Choice(["ibm-mel", "irm-mel", "ibm", "irm"]),
+@click.option("--oracle", type=click.Choice(ORACLES),
               help="Score ideal masks instead of the model: on the model's mel features (-mel) or the "
                    "full-band STFT (the ceiling of each representation).")
 @_model_choice

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .choices import ACCOMPANIMENT, CLUSTER_METHODS as METHODS, VOCALS
 from .errors import VocalsepError
 
-METHODS = ("kmeans", "kmeans-sklearn", "prototype", "meanshift")
 
 
 class ClusterError(VocalsepError, ValueError):
@@ -27,10 +27,10 @@ class ClusterError(VocalsepError, ValueError):
 
 def voice_direction(rule: dict | None) -> np.ndarray:
     """Unit vector pointing from the accompaniment centroid to the voice centroid."""
-    if not rule or "vocals" not in rule or "accompaniment" not in rule:
+    if not rule or VOCALS not in rule or ACCOMPANIMENT not in rule:
         raise ClusterError("this model file has no voice rule, so the voice cluster cannot be "
                            "identified; retrain it with `vocalsep train` (which measures one)")
-    d = np.asarray(rule["vocals"], np.float64) - np.asarray(rule["accompaniment"], np.float64)
+    d = np.asarray(rule[VOCALS], np.float64) - np.asarray(rule[ACCOMPANIMENT], np.float64)
     n = np.linalg.norm(d)
     if not np.isfinite(n) or n < 1e-8:
         raise ClusterError("the model's voice rule is degenerate (voice and accompaniment centroids coincide)")
@@ -190,7 +190,7 @@ def voice_clusters(centroids: np.ndarray, rule: dict, method: str) -> np.ndarray
     direction = voice_direction(rule)
     proj = centroids @ direction
     if method == "meanshift":
-        mid = 0.5 * (np.asarray(rule["vocals"]) + np.asarray(rule["accompaniment"])) @ direction
+        mid = 0.5 * (np.asarray(rule[VOCALS]) + np.asarray(rule[ACCOMPANIMENT])) @ direction
         return proj > mid
     return np.arange(len(centroids)) == int(np.argmax(proj))
 
@@ -215,7 +215,7 @@ def voice_masks(embeddings: np.ndarray, loud: np.ndarray, rule: dict | None, met
     voice_direction(rule)
     out = np.zeros(embeddings.shape[:-1], np.float32)
     if method == "prototype":
-        cents = np.stack([np.asarray(rule["vocals"]), np.asarray(rule["accompaniment"])]).astype(np.float32)
+        cents = np.stack([np.asarray(rule[VOCALS]), np.asarray(rule[ACCOMPANIMENT])]).astype(np.float32)
         return assign(embeddings, cents, softness)[..., 0]
     for i, cents in enumerate(fit_centroids(embeddings, loud, method, 2, seed, n_init, max_fit_points)):
         if cents is not None:  # None: silence, or nothing to split -> no voice

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import resample, save_audio
+from .audio import save_audio
+from .choices import ACCOMPANIMENT, STEMS, VOCALS
 from .data import DatasetError, load_mir1k
+from .masking import oracle_estimates
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     bands, loud bins only). Only meaningful for ``cluster="kmeans"``.
     """
     from .cluster import assign, fit_centroids, pick_voice_cluster, voice_direction
-    from .features import mel_magnitude, silence_weights, stft
+    from .features import silence_weights
 
     c = separator.cfg
     direction = voice_direction(separator.bundle.voice_rule)
@@ -53,8 +55,8 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     for s in range(0, len(mix16), seg):
         emb, mel, _ = separator.embed(mix16[s:s + seg])
         emb, mel = emb[0], mel[0]
-        ref = [mel_magnitude(stft(torch.from_numpy(np.ascontiguousarray(r[s:s + seg]))[None], c.n_fft, c.hop_length),
-                             separator.fb)[0] for r in (voice16, acc16)]
+        ref = [separator.front.analyse(torch.from_numpy(np.ascontiguousarray(r[s:s + seg]))[None])[1][0]
+               for r in (voice16, acc16)]
         loud = silence_weights(mel[None], separator.silence_db)[0].bool()
         voice_dominant = (ref[0] > ref[1]) & loud
         if voice_dominant.sum() < 10 or loud.sum() < 10:
@@ -70,40 +72,6 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     return right / total if total else float("nan")
 
 
-ORACLES = ("ibm-mel", "irm-mel", "ibm", "irm")
-
-
-def oracle_estimates(kind: str, voice: np.ndarray, acc: np.ndarray, sample_rate: int, cfg) -> dict:
-    """Stems from an ideal mask computed with the true sources; ``voice``/``acc`` are (channels, samples).
-
-    ``ibm-mel``/``irm-mel``: binary / ratio mask on the model's own features (mono downmix at its
-    rate, its mel bands), applied at the input's rate exactly as the model's masks are
-    (:func:`~vocalsep.separator.apply_band_masks`). ``ibm``/``irm``: the same masks on the input's own
-    full-band STFT, per channel. Each is the ceiling of its representation.
-    """
-    from .features import istft, mel_filterbank, mel_magnitude, stft
-    from .separator import apply_band_masks, output_stft_size
-
-    if kind not in ORACLES:
-        raise ValueError(f"unknown oracle {kind!r}; choose one of {', '.join(ORACLES)}")
-    voice, acc = np.asarray(voice, np.float32), np.asarray(acc, np.float32)
-    mix = voice + acc
-
-    def ideal(v, a):
-        return (v > a).float() if kind.startswith("ibm") else v / (v + a).clamp_min(1e-12)
-
-    if kind.endswith("-mel"):
-        refs = torch.from_numpy(np.stack([resample(r.mean(0), sample_rate, cfg.sample_rate) for r in (voice, acc)]))
-        mel = mel_magnitude(stft(refs, cfg.n_fft, cfg.hop_length), mel_filterbank(cfg))
-        vocals = apply_band_masks(mix[None], ideal(mel[0], mel[1])[None], sample_rate, cfg)[0]
-    else:
-        n_fft, hop = output_stft_size(sample_rate, cfg)
-        spec = stft(torch.from_numpy(np.concatenate([voice, acc, mix])), n_fft, hop).unflatten(0, (3, len(voice)))
-        mask = ideal(spec[0].abs(), spec[1].abs())
-        vocals = istft(spec[2] * mask, n_fft, hop, length=mix.shape[1]).numpy()
-    return {"vocals": vocals, "accompaniment": mix - vocals}
-
-
 def _features(separator):
     from .features import FeatureConfig
 
@@ -114,7 +82,7 @@ def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = No
                    separate_only: bool = False, progress=None, oracle: str | None = None) -> dict:
     """Separate MIR-1K clips (mixture = left + right at 0 dB) and score the voice and accompaniment.
 
-    With ``oracle`` (one of :data:`ORACLES`) the estimates come from ideal masks instead of the
+    With ``oracle`` (one of :data:`~vocalsep.masking.ORACLES`) the estimates come from ideal masks instead of the
     model (the separator then only supplies the feature configuration, or the paper's if None).
     Returns ``{"clips": [...], "summary": {...}}``: GNSDR/GSIR/GSAR as clip-length-weighted means,
     NSDR = SDR(estimate) - SDR(mixture); also written to ``out_dir/scores.json`` when given.
@@ -138,7 +106,7 @@ def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = No
         if separate_only:
             continue
         refs = np.stack([clip.voice, clip.accompaniment])
-        sdr, sir, sar = bss_eval_v3(refs, np.stack([est["vocals"], est["accompaniment"]]))
+        sdr, sir, sar = bss_eval_v3(refs, np.stack([est[s] for s in STEMS]))
         sdr_mix, _, _ = bss_eval_v3(refs, np.stack([mix, mix]))
         pick = (voice_pick_accuracy(separator, mix, clip.voice, clip.accompaniment)
                 if not oracle and separator.mask_from == "clusters" and separator.cluster.startswith("kmeans")
@@ -160,7 +128,7 @@ def summarize(scores: list[ClipScore]) -> dict:
     def gmean(attr, idx):
         return float(np.sum(w * np.array([getattr(s, attr)[idx] for s in scores])) / w.sum())
     summary = {}
-    for idx, stem in enumerate(("vocals", "accompaniment")):
+    for idx, stem in enumerate(STEMS):
         summary[stem] = {"GNSDR": gmean("nsdr", idx), "GSIR": gmean("sir", idx), "GSAR": gmean("sar", idx),
                          "GSDR": gmean("sdr", idx)}
     picks = [s.voice_pick for s in scores if not np.isnan(s.voice_pick)]
@@ -173,7 +141,7 @@ def summarize(scores: list[ClipScore]) -> dict:
 def format_summary(summary: dict) -> str:
     lines = [f"{summary['clips']} clips, {summary['seconds'] / 60:.1f} min; BSS Eval v3, clip-length-weighted means (dB)",
              f"{'':14s}{'GNSDR':>8s}{'GSIR':>8s}{'GSAR':>8s}"]
-    for stem in ("vocals", "accompaniment"):
+    for stem in STEMS:
         s = summary[stem]
         lines.append(f"{stem:14s}{s['GNSDR']:8.2f}{s['GSIR']:8.2f}{s['GSAR']:8.2f}")
     if summary.get("voice_pick_accuracy") is not None:
@@ -219,7 +187,7 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
             from .audio import load_audio
 
             est = {}
-            for stem in ("vocals", "accompaniment"):
+            for stem in STEMS:
                 y, sr = load_audio(Path(estimates_dir) / subset / track.name / f"{stem}.wav")
                 if sr != track.rate:
                     raise DatasetError(f"{track.name}: estimate {stem} is at {sr} Hz, the track at {track.rate} Hz")
@@ -227,7 +195,7 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
                                            int(track.rate))
         else:
             if oracle:
-                est = oracle_estimates(oracle, track.targets["vocals"].audio.T, track.targets["accompaniment"].audio.T,
+                est = oracle_estimates(oracle, track.targets[VOCALS].audio.T, track.targets[ACCOMPANIMENT].audio.T,
                                        int(track.rate), _features(separator))
             else:
                 est = separator.separate(track.audio.T.astype(np.float32), int(track.rate))
@@ -237,11 +205,11 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
         if separate_only:
             continue
         n = track.audio.shape[0]
-        estimates = {stem: _fit_length(est[stem].T, n) for stem in ("vocals", "accompaniment")}
+        estimates = {stem: _fit_length(est[stem].T, n) for stem in STEMS}
         store = museval.eval_mus_track(track, estimates, output_dir=str(out))
         per_track[track.name] = _track_medians(store)
         log.info("%s: vocals SDR %.2f, accompaniment SDR %.2f", track.name,
-                 per_track[track.name]["vocals"]["SDR"], per_track[track.name]["accompaniment"]["SDR"])
+                 per_track[track.name][VOCALS]["SDR"], per_track[track.name][ACCOMPANIMENT]["SDR"])
         if progress:
             progress(i + 1, len(mus.tracks))
     if separate_only:
@@ -289,7 +257,7 @@ def _track_medians(store) -> dict:
 
 
 def _aggregate(per_track: dict, fn) -> dict:
-    stems = ("vocals", "accompaniment")
+    stems = STEMS
     return {s: {m: float(fn([t[s][m] for t in per_track.values()])) for m in MUSDB_METRICS} for s in stems}
 
 
@@ -298,7 +266,7 @@ def format_musdb(summary: dict, method: str = "museval v4, 1 s windows") -> str:
              "then over tracks (leaderboard) and mean over tracks (dB)",
              f"{'':24s}" + "".join(f"{m:>8s}" for m in MUSDB_METRICS)]
     for agg in ("median", "mean"):
-        for stem in ("vocals", "accompaniment"):
+        for stem in STEMS:
             row = summary[agg][stem]
             lines.append(f"{stem + ' (' + agg + ')':24s}" + "".join(f"{row[m]:8.2f}" for m in MUSDB_METRICS))
     return "\n".join(lines)
@@ -329,7 +297,7 @@ def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: st
                          _fit_length((src["bass"] + src["drums"] + src["other"]).T, n)])
         if estimates_dir is not None:
             est = {}
-            for s in ("vocals", "accompaniment"):
+            for s in STEMS:
                 y, rate = load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")
                 if rate != sr:
                     raise DatasetError(f"{name}: estimate {s} is at {rate} Hz, the track at {sr} Hz")
@@ -341,18 +309,18 @@ def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: st
                 save_audio(out / "estimates" / subset / name / f"{stem}.wav", y, sr, overwrite=True, subtype="FLOAT")
         if separate_only:
             continue
-        ests = np.stack([_fit_length(est[s].T, n) for s in ("vocals", "accompaniment")])
+        ests = np.stack([_fit_length(est[s].T, n) for s in STEMS])
         if refs.shape != ests.shape:
             raise DatasetError(f"{name}: references {refs.shape} and estimates {ests.shape} differ in shape")
         sdr, isr, sir, sar = museval.evaluate(refs, ests, win=int(win_s * sr), hop=int(hop_s * sr), mode="v3")
         store = museval.TrackStore(track_name=name, win=win_s, hop=hop_s)
-        for i, stem in enumerate(("vocals", "accompaniment")):
+        for i, stem in enumerate(STEMS):
             store.add_target(stem, {"SDR": sdr[i].tolist(), "SIR": sir[i].tolist(), "ISR": isr[i].tolist(),
                                     "SAR": sar[i].tolist()})
         (out / subset).mkdir(parents=True, exist_ok=True)
         (out / subset / f"{name}.json").write_text(store.json)
         per_track[name] = _track_medians(store)
-        log.info("%s: vocals SDR %.2f", name, per_track[name]["vocals"]["SDR"])
+        log.info("%s: vocals SDR %.2f", name, per_track[name][VOCALS]["SDR"])
     if separate_only:
         return {"tracks": {}, "summary": {}}
     return _write_summary(per_track, subset, out)

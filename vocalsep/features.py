@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .choices import HIGH_BANDS
 from .errors import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, VocalsepError, check_number
 
 
@@ -144,7 +145,6 @@ def log_mel(mel_mag: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return torch.log(mel_mag.clamp_min(cfg.log_floor))
 
 
-HIGH_BANDS = ("octave", "top")  # rules for the bins above a model's top band; the first is the default
 
 
 def mel_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str = "top") -> torch.Tensor:

@@ -3,99 +3,29 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import threading
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .apply import apply_chunked, iter_chunked
-from .audio import AudioError, AudioOutput, fit_gain, open_audio, resample
+from .audio import AudioError, AudioOutput, fit_gain, open_audio
 from .checkpoint import ModelBundle, load_model, resolve_model
-from .cluster import METHODS, source_masks, voice_direction, voice_masks
+from .choices import ACCOMPANIMENT, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
+from .cluster import source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
-from .features import (HIGH_BANDS, FeatureConfig, istft, log_mel, mel_filterbank, mel_inverse, mel_magnitude,
-                       mel_to_bin_weights, silence_weights, stft)
+from .features import silence_weights
+from .frontend import FrontEnd
+from .masking import apply_band_masks, mel_reconstruct
 from .outputs import DEFAULT_TEMPLATE, output_paths
 
 log = logging.getLogger(__name__)
-RECONSTRUCTIONS = ("full", "mel")
-MASKS = ("auto", "binary", "soft")
-MASK_SOURCES = ("auto", "clusters", "head")
 
 
 class SeparationError(VocalsepError, ValueError):
     """The input cannot be separated as given (shape, values, sample rate)."""
-
-
-def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
-    """(n_fft, hop) for masking at ``sample_rate``: the power of two nearest the model's window length."""
-    n_fft = 2 ** max(4, round(math.log2(cfg.n_fft * sample_rate / cfg.sample_rate)))
-    return n_fft, n_fft // 4
-
-
-@lru_cache(maxsize=16)
-def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str) -> torch.Tensor:
-    return mel_to_bin_weights(cfg, sample_rate, n_fft, high_band)
-
-
-def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> torch.Tensor:
-    """Resample a (frames, bands) mask in time onto ``n_frames`` frames ``hop_seconds`` apart (linear)."""
-    pos = torch.arange(n_frames, dtype=torch.float64) * (hop_seconds / model_hop_seconds)
-    pos = pos.clamp(0, mask.shape[0] - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=mask.shape[0] - 1)
-    frac = (pos - lo).to(mask.dtype)[:, None]
-    return mask[lo] * (1 - frac) + mask[hi] * frac
-
-
-def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, power: float = 2.0) -> torch.Tensor:
-    """Refine a voice mask Wiener-style: ``P_v / (P_v + P_a)`` from the powers of the two masked
-    estimates, summed over channels and smoothed over ``frames`` STFT frames.
-
-    spec: (batch, channels, frames, bins) complex mixture; mask: (batch, frames, bins) in [0, 1].
-    Where the first mask is confident and the energy is steady the result keeps it; isolated bins
-    and flickering decisions are softened towards their neighbours in time.
-    """
-    mag = torch.view_as_real(spec).square().sum(-1)  # |X|^2, cheaper than abs() of complex
-    mag = (mag if power == 2.0 else mag.pow(power / 2)).sum(1)  # (batch, frames, bins)
-    pv, pa = mag * mask.pow(power), mag * (1 - mask).pow(power)
-    if frames > 1:  # moving average over time (edges repeated), by cumulative sums
-        def smooth(p):
-            left, right = frames // 2, (frames - 1) // 2
-            q = torch.cat([p[:, :1].expand(-1, left, -1), p, p[:, -1:].expand(-1, right, -1)], 1)
-            c = torch.nn.functional.pad(q.double().cumsum(1), (0, 0, 1, 0))
-            return ((c[:, frames:] - c[:, :-frames]) / frames).to(p.dtype)
-
-        pv, pa = smooth(pv), smooth(pa)
-    return pv / (pv + pa).clamp_min(1e-12)
-
-
-def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig,
-                     postfilter: bool = False, high_band: str = HIGH_BANDS[0]) -> np.ndarray:
-    """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
-
-    ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
-    on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
-    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights` with the ``high_band``
-    rule above the model's band), optionally refined
-    by :func:`wiener_postfilter`, and applied to every channel. Returns the masked signal, (batch,
-    channels, samples).
-    """
-    k, channels, n = audio.shape
-    n_fft, hop = output_stft_size(sample_rate, cfg)
-    spec = stft(torch.from_numpy(audio.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
-    to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band).T
-    m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
-                     for mk in masks]) @ to_bins  # (batch, frames, bins)
-    spec = spec.view(k, channels, *spec.shape[1:])
-    if postfilter:
-        m = wiener_postfilter(spec, m)
-    spec = spec * m[:, None]
-    return istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
 
 
 class Separator:
@@ -116,7 +46,7 @@ class Separator:
         mask: ``"binary"`` (the paper's) or ``"soft"`` (the head's sigmoid output, or soft k-means
             memberships ``softmax(softness * v . c)`` over the centroids for clusters); ``"auto"``:
             soft from a mask head, binary from clusters (the best of each on validation).
-        postfilter: refine the voice mask on the full-band STFT with :func:`wiener_postfilter`;
+        postfilter: refine the voice mask on the full-band STFT with :func:`~vocalsep.masking.wiener_postfilter`;
             None: as the model file's ``separation`` defaults say for this mask source (on when they
             say nothing) with ``reconstruct="full"`` and two sources, off otherwise.
         high_band: how bins above the model's top band (above 8 kHz) are masked with
@@ -140,7 +70,7 @@ class Separator:
                  mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None,
                  high_band: str = HIGH_BANDS[0]):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS), ("high-band rule", high_band, HIGH_BANDS),
-                                     ("clustering method", cluster, METHODS), ("mask", mask, MASKS),
+                                     ("clustering method", cluster, CLUSTER_METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
             if value not in allowed:
                 raise SeparationError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -182,7 +112,7 @@ class Separator:
         self.high_band = high_band
         self.segment_frames, self.overlap = segment_frames, overlap
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
-        self.fb = mel_filterbank(self.cfg)
+        self.front = FrontEnd(self.cfg)
         if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
             # scikit-learn takes ~1 s to import: overlap it with the first chunks
             threading.Thread(target=importlib.import_module, args=("sklearn.cluster",), daemon=True).start()
@@ -363,11 +293,9 @@ class Separator:
         """(batch, samples) mono at the model rate -> the network's heads (``embedding`` (batch, frames,
         bands, D) and/or ``mask`` (batch, frames, bands); by default those this separator uses), mel
         magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins)."""
-        c = self.cfg
-        spec = stft(torch.from_numpy(np.atleast_2d(mono16)), c.n_fft, c.hop_length)
-        mel = mel_magnitude(spec, self.fb)
+        spec, mel = self.front.analyse(torch.from_numpy(np.atleast_2d(mono16)))
         wanted = heads or (("mask",) if self.mask_from == "head" else ("embedding",))
-        out = self.model(log_mel(mel, c).to(self.device), heads=wanted)
+        out = self.model(self.front.log_mel(mel).to(self.device), heads=wanted)
         return {k: v.float().cpu() for k, v in out.items()}, mel, spec
 
     def embed(self, mono16: np.ndarray):
@@ -398,7 +326,7 @@ class Separator:
         """
         c = self.cfg
         k, channels, n = chunks.shape
-        mono16 = np.stack([resample(ch.mean(0), sample_rate, c.sample_rate) for ch in chunks])
+        mono16 = self.front.to_model_rate(chunks, sample_rate)
         heads, mel, spec16 = self.infer(mono16)
         masks = self.masks(heads, mel, track)
         if self.sources > 2:  # every source but the last masked; the last is what remains
@@ -407,21 +335,13 @@ class Separator:
             out[f"source{self.sources}"] = chunks - sum(out.values())
             return out
         if self.reconstruct == "mel":
-            voc = np.stack([self._mel_reconstruct(mel[i], spec16[i], masks[i], mono16.shape[1], sample_rate, n)
+            voc = np.stack([mel_reconstruct(mel[i], spec16[i], masks[i], mono16.shape[1], sample_rate, n, c)
                             for i in range(k)])
-            acc = np.stack([self._mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n)
+            acc = np.stack([mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n, c)
                             for i in range(k)])
-            return {"vocals": np.repeat(voc[:, None], channels, 1), "accompaniment": np.repeat(acc[:, None], channels, 1)}
+            return {VOCALS: np.repeat(voc[:, None], channels, 1), ACCOMPANIMENT: np.repeat(acc[:, None], channels, 1)}
         vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band)
-        return {"vocals": vocals, "accompaniment": chunks - vocals}
-
-    def _mel_reconstruct(self, mel, spec16, mask, n16, sample_rate, n) -> np.ndarray:
-        c = self.cfg
-        mag = (mel * mask) @ mel_inverse(c)
-        phase = spec16 / spec16.abs().clamp_min(1e-12)
-        y16 = istft((mag * phase)[None], c.n_fft, c.hop_length, length=n16)[0].numpy()
-        y = resample(y16, c.sample_rate, sample_rate)
-        return np.pad(y, (0, max(0, n - len(y))))[:n]
+        return {VOCALS: vocals, ACCOMPANIMENT: chunks - vocals}
 
 
 def _check_output(y: np.ndarray) -> None:

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .choices import STEMS
 from .data import DatasetError
 from .errors import VocalsepError
 
@@ -51,7 +52,7 @@ def validate_track_json(path: Path) -> dict:
     except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
         raise SubmissionError(f"{path}: not a valid museval track file ({str(exc).splitlines()[0]})") from None
     names = {t["name"] for t in data["targets"]}
-    if not {"vocals", "accompaniment"} <= names:
+    if not set(STEMS) <= names:
         raise SubmissionError(f"{path}: scores {sorted(names)}; a vocals/accompaniment submission needs both")
     return data
 

@@ -12,69 +12,27 @@ it where it stopped and draws the same batches an uninterrupted run would have d
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import os
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
+from .choices import ACCOMPANIMENT, VOCALS
+from .config import MASK_TARGETS, ConfigError, TrainConfig
 from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips, load_pool
-from .errors import VocalsepError, check_number
-from .features import FeatureConfig, ideal_binary_labels, log_mel, mel_filterbank, mel_magnitude, silence_weights, stft
+from .distributed import barrier, from_rank0, gather, init_distributed
+from .errors import VocalsepError
+from .features import FeatureConfig, ideal_binary_labels, silence_weights
+from .frontend import FrontEnd
 from .losses import objective
-from .model import ARCHITECTURES, build_model, check_model_args
+from .models import build_model, model_args
 
 log = logging.getLogger(__name__)
-
-
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size). Under ``torchrun`` (WORLD_SIZE > 1) joins the process group first:
-    gloo on CPU, nccl when CUDA is available."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather(obj, world: int) -> list:
-    if world == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _from_rank0(obj, world: int):
-    if world == 1:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-class ConfigError(VocalsepError, ValueError):
-    """A training configuration is malformed."""
 
 
 class TrainingError(VocalsepError, RuntimeError):
@@ -102,177 +60,6 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
                           "or train into a new -o folder")
 
 
-MASK_TARGETS = ("ibm", "irm")
-
-
-@dataclass
-class PhaseConfig:
-    chunk_frames: int = 100
-    batch_size: int = 16
-    steps_per_epoch: int = 200
-    max_epochs: int = 100
-    lr: float = 1e-3
-    patience: int = 10  # stop after this many epochs without a better validation loss
-    max_minutes: float = 0.0  # wall-clock budget for the phase (0: none)
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 0
-    arch: str = "mirex2016"
-    model: dict = field(default_factory=dict)  # size overrides: hidden, layers, emb_dim, dropout
-    features: dict = field(default_factory=dict)
-    dataset: str = "mir1k"  # mir1k, musdb, musdb-wav or dsd100
-    data_root: str = ""
-    train_set: str = ""  # mir1k: a manifest file (empty: every clip); musdb: a split (train); dsd100: Dev
-    valid_set: str = ""  # the same kinds; empty: validate on the first 8 training clips' own mixtures
-    remix: dict = field(default_factory=dict)
-    pool: str = ""  # manifest of accompaniment-only tracks (remix.pool_prob draws from them); empty: none
-    pool_root: str = ""  # the folder the pool manifest's paths are relative to
-    optimizer: str = "rmsprop"
-    grad_clip: float = 5.0
-    silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
-    mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
-    mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
-    init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
-    checkpoint_every: int = 50  # steps
-    voice_rule_batches: int = 30
-    threads: int = 0  # torch threads (0: leave as is)
-    device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU
-    phases: list = field(default_factory=lambda: [PhaseConfig(), PhaseConfig(chunk_frames=500, batch_size=4)])
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return d
-
-
-def _set_dotted(d: dict, key: str, value) -> None:
-    parts = key.split(".")
-    for p in parts[:-1]:
-        if isinstance(d, list):
-            d = d[int(p)]
-        else:
-            d = d.setdefault(p, {})
-    if isinstance(d, list):
-        d[int(parts[-1])] = value
-    else:
-        d[parts[-1]] = value
-
-
-def _parse_value(text: str):
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> TrainConfig:
-    """Read a TOML config; ``overrides`` are ``key=value`` strings (``phases.0.lr=5e-4``)."""
-    raw: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        k, v = item.split("=", 1)
-        _set_dotted(raw, k.strip(), _parse_value(v.strip()))
-    return config_from_dict(raw)
-
-
-def config_from_dict(raw: dict) -> TrainConfig:
-    raw = copy.deepcopy(raw)
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-    phases = raw.pop("phases", None)
-    cfg = TrainConfig(**raw)
-    if phases is not None:
-        pk = {f.name for f in fields(PhaseConfig)}
-        out = []
-        for i, ph in enumerate(phases):
-            bad = set(ph) - pk
-            if bad:
-                raise ConfigError(f"phases[{i}]: unknown keys {sorted(bad)}; known: {sorted(pk)}")
-            out.append(PhaseConfig(**ph))
-        cfg.phases = out
-    cfg.phases = [p if isinstance(p, PhaseConfig) else PhaseConfig(**p) for p in cfg.phases]
-    validate_config(cfg)
-    return cfg
-
-
-_TYPES = {"int": int, "float": (int, float), "str": str, "dict": dict, "list": list, "bool": bool,
-          "tuple[float, float]": (list, tuple)}
-# (low, high, low excluded) per numeric setting; every other setting is checked for its type only
-_RANGES = {"seed": (0, 2**32 - 1, False), "grad_clip": (0, None, False), "silence_db": (0, 200, True),
-           "mask_weight": (0, None, False), "checkpoint_every": (1, None, False), "voice_rule_batches": (1, 10_000, False),
-           "threads": (0, 1024, False), "chunk_frames": (2, 100_000, False), "batch_size": (1, 4096, False),
-           "steps_per_epoch": (1, None, False), "max_epochs": (1, None, False), "lr": (0, 10, True),
-           "patience": (1, None, False), "max_minutes": (0, None, False)}
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
-
-
-def build_model_check(arch: str, n_bands: int, overrides: dict) -> None:
-    cls, defaults = ARCHITECTURES[arch]
-    check_model_args(cls, n_bands, {**defaults, **overrides})
-DATASETS = ("mir1k", "musdb", "musdb-wav", "dsd100")
-
-
-def _check_fields(obj, prefix: str) -> None:
-    """Each dataclass field of ``obj`` has its declared type (and range, where :data:`_RANGES` has one)."""
-    for f in fields(obj):
-        v, name = getattr(obj, f.name), f"{prefix}{f.name}"
-        want = _TYPES.get(str(f.type))
-        if want is None:
-            continue
-        if isinstance(v, bool) and want is not bool or not isinstance(v, want):
-            kind = {"int": "an integer", "float": "a number", "str": "a string", "dict": "a table",
-                    "list": "a list", "bool": "true or false"}.get(str(f.type), "a [low, high] pair")
-            raise ConfigError(f"{name} must be {kind}, got {v!r}")
-        if str(f.type) == "tuple[float, float]":
-            if len(v) != 2 or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e)
-                                      for e in v) or v[0] > v[1]:
-                raise ConfigError(f"{name} must be [low, high] with low <= high, got {v!r}")
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            lo, hi, lo_open = _RANGES.get(f.name, (None, None, False))
-            if f.name.endswith("_prob"):
-                lo, hi = 0, 1
-            check_number(v, name, lo=lo, hi=hi, lo_open=lo_open, error=ConfigError)
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Types and ranges of every setting, names of every choice, and the model's arguments and size,
-    checked before anything is built, read or written."""
-    _check_fields(cfg, "")
-    if not cfg.phases:
-        raise ConfigError("phases: the config needs at least one [[phases]] table")
-    for i, pc in enumerate(cfg.phases):
-        _check_fields(pc, f"phases.{i}.")
-    for name, value, allowed in (("arch", cfg.arch, sorted(ARCHITECTURES)), ("optimizer", cfg.optimizer.lower(), OPTIMIZERS),
-                                 ("dataset", cfg.dataset, DATASETS), ("mask_target", cfg.mask_target, MASK_TARGETS)):
-        if value not in allowed:
-            raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
-    try:
-        fcfg = FeatureConfig.from_dict(cfg.features)
-        build_model_check(cfg.arch, fcfg.n_mels, cfg.model)
-    except VocalsepError as exc:
-        raise ConfigError(str(exc).replace("model argument ", "model.")) from None
-    bad = set(cfg.remix) - {f.name for f in fields(RemixConfig)}
-    if bad:
-        raise ConfigError(f"remix: unknown keys {sorted(bad)}; known: {sorted(f.name for f in fields(RemixConfig))}")
-    try:
-        remix = RemixConfig(**cfg.remix)
-    except TypeError as exc:
-        raise ConfigError(f"remix: {exc}") from None
-    _check_fields(remix, "remix.")
-
-
 class FeatureExtractor:
     """Waveform batches -> (log-mel, ideal binary labels, bin weights, mask target), on the model's device.
 
@@ -286,20 +73,18 @@ class FeatureExtractor:
             raise ConfigError(f"unknown mask_target {mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
         self.cfg, self.silence_db, self.device = fcfg, silence_db, torch.device(device)
         self.mask_target = mask_target
-        self.fb = mel_filterbank(fcfg).to(self.device)
+        self.front = FrontEnd(fcfg, self.device)
 
     def __call__(self, voice: torch.Tensor, acc: torch.Tensor):
-        c = self.cfg
         voice, acc = voice.to(self.device), acc.to(self.device)
-        spec = stft(torch.cat([voice, acc, voice + acc]), c.n_fft, c.hop_length)
-        mel = mel_magnitude(spec, self.fb).unflatten(0, (3, voice.shape[0]))
+        mel = self.front.analyse(torch.cat([voice, acc, voice + acc]))[1].unflatten(0, (3, voice.shape[0]))
         labels = ideal_binary_labels(mel[:2])  # 0 = vocals, 1 = accompaniment
         weights = silence_weights(mel[2], self.silence_db)
         if self.mask_target == "irm":
             target = mel[0] / (mel[0] + mel[1]).clamp_min(1e-12)
         else:
             target = (labels == 0).to(mel.dtype)
-        return log_mel(mel[2], c), labels, weights, target
+        return self.front.log_mel(mel[2]), labels, weights, target
 
 
 def feature_stats(clips, fx: FeatureExtractor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,7 +115,7 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
             w = ((labels == s).double() * weights.double())[..., None]
             sums[s] += (emb * w).sum((0, 1, 2)).cpu()
     centroids = torch.nn.functional.normalize(sums, dim=1)
-    return {"vocals": centroids[0].tolist(), "accompaniment": centroids[1].tolist()}
+    return {VOCALS: centroids[0].tolist(), ACCOMPANIMENT: centroids[1].tolist()}
 
 
 @torch.no_grad()
@@ -431,7 +216,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         log.info("phase %d: resumed at epoch %d step %d", phase, state["epoch"], state["step"])
 
     def save_last():
-        samplers, rngs = _gather(sampler.state(), world), _gather(torch.get_rng_state(), world)
+        samplers, rngs = gather(sampler.state(), world), gather(torch.get_rng_state(), world)
         if rank == 0:
             atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "samplers": samplers, "torch_rngs": rngs, "state": state}, last)
@@ -497,13 +282,13 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
         if pc.max_minutes and state["elapsed"] >= pc.max_minutes * 60:
             log.info("phase %d: time budget of %.0f min used, stopping", phase, pc.max_minutes)
             state["stopped"] = "time budget"
-        state["stopped"] = _from_rank0(state.get("stopped"), world)  # clocks differ; rank 0 decides
+        state["stopped"] = from_rank0(state.get("stopped"), world)  # clocks differ; rank 0 decides
         if on_epoch_end is not None:
             on_epoch_end(model, state)
         save_last()
 
     # Finalise: the best weights get their voice-cluster rule, measured on training mixtures.
-    _barrier(world)
+    barrier(world)
     if not state.get("finalised") and rank == 0:
         best = load_model(best_path).model.to(device)
         rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
@@ -513,7 +298,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     if not state.get("finalised"):
         state["finalised"] = True
         save_last()
-    _barrier(world)
+    barrier(world)
     log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
     return best_path
 
@@ -547,6 +332,4 @@ def _device(name: str) -> torch.device:
 
 
 def _model_kwargs(cfg: TrainConfig) -> dict:
-    from .model import ARCHITECTURES
-
-    return {**ARCHITECTURES[cfg.arch][1], **cfg.model}
+    return model_args(cfg.arch, cfg.model)[1]

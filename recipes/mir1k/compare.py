@@ -43,7 +43,7 @@ STEPS_PER_EPOCH, BATCH, FRAMES = 20, 8, 100
 
 
 def _config(name: str, minutes: float, data: str):
-    from vocalsep.train import load_config
+    from vocalsep.config import load_config
 
     arch, size, _ = SYSTEMS[name]
     model = "{" + ", ".join(f"{k} = {v}" for k, v in size.items()) + "}"  # replaces conf.toml's [model] whole

@@ -49,7 +49,7 @@ VARIANTS = {
 
 
 def _config(name: str, minutes: float, data: str, singer: str, steps: int | None = None, seed: int = 0):
-    from vocalsep.train import load_config
+    from vocalsep.config import load_config
 
     remix = VARIANTS[name][0]
     sets = [f"data_root={json.dumps(data)}", "threads=1", f"seed={seed}", "checkpoint_every=25", "init_from=''",

@@ -1,56 +1,15 @@
-"""Separation networks: (batch, frames, bands) log-mel in, a dict of *heads* out.
-
-Every network returns ``{"embedding": (batch, frames, bands, emb_dim) unit-norm}`` (deep
-clustering), ``{"mask": (batch, frames, bands) in [0, 1]}`` (mask regression: the voice's mask), or
-both (Chimera); its ``heads`` attribute says which, and ``forward(logmel, heads=(...))`` computes only
-the heads asked for. ``ARCHITECTURES`` names the configurations a model
-file or a training config may ask for. The default, ``mirex2016``, is the network of Luo, Chen and
-Ellis's MIREX 2016 submission.
-"""
+"""Recurrent networks: the MIREX 2016 BLSTM with sequence-wise batch norm (deep clustering, with an
+optional Chimera mask head) and the mask-regression baselines (feed-forward, LSTM, BLSTM)."""
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import MAX_MODEL_DIMENSION, MAX_MODEL_PARAMETERS, VocalsepError
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() \
-        and torch.distributed.get_world_size() > 1
-
-
-_STATS_GROUP = {}
-
-
-def _stats_group():
-    """A process group of its own for batch-norm statistics, so that their all-reduces (forward
-    and backward) never interleave with DistributedDataParallel's gradient all-reduces."""
-    key = id(torch.distributed.distributed_c10d._get_default_group())
-    if key not in _STATS_GROUP:
-        if not _STATS_GROUP:
-            import atexit
-
-            atexit.register(_release_stats_groups)
-        _STATS_GROUP[key] = torch.distributed.new_group()
-    return _STATS_GROUP[key]
-
-
-def _release_stats_groups() -> None:
-    """Destroy the statistics groups while the interpreter is still whole (a gloo group left to the
-    interpreter's own teardown can abort the process as it exits)."""
-    groups = list(_STATS_GROUP.values())
-    _STATS_GROUP.clear()
-    for group in groups:
-        try:
-            if torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group(group)
-        except (RuntimeError, ValueError):
-            pass  # already gone with the default group
+from .. import distributed
+from .base import _Normalised
 
 
 class SequenceBNBLSTM(nn.Module):
@@ -90,7 +49,7 @@ class SequenceBNBLSTM(nn.Module):
                 raise ValueError("training mode needs the batch to compute statistics")
             flat = x.reshape(-1, self.input_size)
             n = flat.shape[0]
-            if _distributed():
+            if distributed.active():
                 # statistics over the batches of all ranks (sums reduced with autograd support)
                 import warnings
 
@@ -99,7 +58,7 @@ class SequenceBNBLSTM(nn.Module):
                 with warnings.catch_warnings():  # deprecated in favour of a private API; still autograd-aware
                     warnings.simplefilter("ignore", FutureWarning)
                     total = all_reduce(torch.cat([flat.sum(0), (flat.T @ flat).flatten(),
-                                                  flat.new_tensor([float(n)])]), group=_stats_group())
+                                                  flat.new_tensor([float(n)])]), group=distributed.stats_group())
                 n = int(total[-1].item())
                 mu_x = total[: self.input_size] / n
                 cov = total[self.input_size:-1].view(self.input_size, self.input_size) / n - torch.outer(mu_x, mu_x)
@@ -151,25 +110,6 @@ def _direction_pool():
 
         _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="vocalsep-blstm"))
     return _POOL[0]
-
-
-class _Normalised(nn.Module):
-    """Holds per-band log-mel statistics as buffers (they travel with the model file)."""
-
-    def __init__(self, n_bands: int):
-        super().__init__()
-        self.n_bands = n_bands
-        self.register_buffer("feature_mean", torch.zeros(n_bands))
-        self.register_buffer("feature_std", torch.ones(n_bands))
-
-    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.feature_mean.copy_(mean)
-        self.feature_std.copy_(std.clamp_min(1e-3))
-
-    def normalise(self, logmel: torch.Tensor) -> torch.Tensor:
-        if logmel.dim() != 3 or logmel.shape[-1] != self.n_bands:
-            raise ValueError(f"expected (batch, frames, {self.n_bands}) log-mel input, got {tuple(logmel.shape)}")
-        return (logmel - self.feature_mean) / self.feature_std
 
 
 class DeepClusteringBLSTM(_Normalised):
@@ -241,69 +181,3 @@ class MaskRegression(_Normalised):
         else:
             h = self.body(h)[0]
         return {"mask": torch.sigmoid(self.out(h))}
-
-
-# name -> (class, default constructor arguments)
-ARCHITECTURES: dict[str, tuple[type[nn.Module], dict]] = {
-    "mirex2016": (DeepClusteringBLSTM, dict(hidden=500, layers=4, emb_dim=20, dropout=0.2)),
-    "chimera": (DeepClusteringBLSTM, dict(hidden=500, layers=4, emb_dim=20, dropout=0.2, mask_head=True)),
-    "mask-ff": (MaskRegression, dict(kind="ff", hidden=300, layers=2)),
-    "mask-lstm": (MaskRegression, dict(kind="lstm", hidden=300, layers=2)),
-    "mask-blstm": (MaskRegression, dict(kind="blstm", hidden=300, layers=2)),
-}
-
-from .gcdc import VARIANTS as _GCDC_VARIANTS, GatedConvDC  # noqa: E402  (gcdc builds on _Normalised above)
-
-for _variant in _GCDC_VARIANTS:  # Li & Kameoka's five GCDC variants; 1D convolutions get wider layers
-    ARCHITECTURES[f"gcdc-{_variant}"] = (GatedConvDC, dict(variant=_variant, layers=5, emb_dim=20,
-                                                          channels=256 if _variant.startswith("1d") else 32))
-from .unet import MaskUNet  # noqa: E402  (builds on _Normalised above)
-
-ARCHITECTURES["unet"] = (MaskUNet, dict(channels=16, depth=5, kernel=5, dropout=0.2))
-MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
-
-
-class ModelConfigError(VocalsepError, ValueError):
-    """An architecture's name, arguments or size is not acceptable."""
-
-
-_PLAIN = (int, float, str, bool, type(None))
-
-
-def check_model_args(cls: type[nn.Module], n_bands: int, kwargs: dict) -> None:
-    """Refuse arguments ``cls`` does not take, values that are not plain, and networks above
-    :data:`~vocalsep.errors.MAX_MODEL_PARAMETERS` -- counted on the meta device, so nothing is allocated."""
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ModelConfigError(f"model arguments must be a table of name = value, got {kwargs!r}")
-    params = inspect.signature(cls.__init__).parameters
-    known = sorted(k for k in params if k not in ("self", "n_bands"))
-    unknown = sorted(set(kwargs) - set(known))
-    if unknown:
-        raise ModelConfigError(f"{cls.__name__} takes no argument(s) {unknown}; known: {known}")
-    for k, v in kwargs.items():
-        if not (isinstance(v, _PLAIN) or isinstance(v, (list, tuple)) and all(isinstance(e, _PLAIN) for e in v)):
-            raise ModelConfigError(f"model argument {k} must be a plain value, got {type(v).__name__}")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (not math.isfinite(v) or v < 0):
-            raise ModelConfigError(f"model argument {k} must be finite and not negative, got {v!r}")
-        if isinstance(v, int) and not isinstance(v, bool) and v > MAX_MODEL_DIMENSION:
-            raise ModelConfigError(f"model argument {k} = {v} is above the limit of {MAX_MODEL_DIMENSION}")
-    if isinstance(n_bands, bool) or not isinstance(n_bands, int) or not 1 <= n_bands <= 8193:
-        raise ModelConfigError(f"the number of bands must be an integer in 1..8193, got {n_bands!r}")
-    try:
-        with torch.device("meta"):
-            n = sum(p.numel() for p in cls(n_bands=n_bands, **kwargs).parameters())
-    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError, KeyError, AssertionError) as exc:
-        raise ModelConfigError(f"{cls.__name__} cannot be built from {kwargs}: {str(exc).splitlines()[0][:160]}") from None
-    if n > MAX_MODEL_PARAMETERS:
-        raise ModelConfigError(f"{cls.__name__} with {kwargs} has {n:,} parameters, above the limit of "
-                               f"{MAX_MODEL_PARAMETERS:,}; choose smaller sizes")
-
-
-def build_model(arch: str, n_bands: int, **overrides) -> nn.Module:
-    """Build a named architecture; ``overrides`` change its size (hidden, layers, emb_dim, ...)."""
-    if arch not in ARCHITECTURES:
-        raise ModelConfigError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    cls, defaults = ARCHITECTURES[arch]
-    kwargs = {**defaults, **overrides}
-    check_model_args(cls, n_bands, kwargs)
-    return cls(n_bands=n_bands, **kwargs)

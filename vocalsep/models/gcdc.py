@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import _Normalised
+from .base import _Normalised
 
 VARIANTS = ("2d-bottleneck", "2d-bottleneck-skip", "2d-dilated", "1d", "1d-dilated")
 DILATION_CYCLE = 5  # dilations 1, 2, 4, 8, 16, 1, 2, ...: receptive field of 63 after five 3-wide layers

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import _Normalised
+from .base import _Normalised
 
 
 class MaskUNet(_Normalised):

@@ -1,0 +1,129 @@
+"""Masks: from the model's grid to the input's own STFT, refined, applied; and the ideal masks.
+
+* :func:`apply_band_masks`: (frames, bands) masks on the model's grid -> masked audio at the input's
+  own rate and channels (time interpolation, band-to-bin mapping with the high-band rule, optional
+  Wiener-style post-filter): the full-band reconstruction.
+* :func:`mel_reconstruct`: the MIREX 2016 path (masked mel, inverse filterbank, mixture phase).
+* :func:`oracle_estimates`: stems from ideal masks computed with the true sources.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .audio import resample
+from .choices import ACCOMPANIMENT, HIGH_BANDS, ORACLES, VOCALS
+from .features import (FeatureConfig, istft, mel_filterbank, mel_inverse, mel_magnitude, mel_to_bin_weights,
+                       stft)
+
+
+def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
+    """(n_fft, hop) for masking at ``sample_rate``: the power of two nearest the model's window length."""
+    n_fft = 2 ** max(4, round(math.log2(cfg.n_fft * sample_rate / cfg.sample_rate)))
+    return n_fft, n_fft // 4
+
+
+@lru_cache(maxsize=16)
+def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str) -> torch.Tensor:
+    return mel_to_bin_weights(cfg, sample_rate, n_fft, high_band)
+
+
+def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> torch.Tensor:
+    """Resample a (frames, bands) mask in time onto ``n_frames`` frames ``hop_seconds`` apart (linear)."""
+    pos = torch.arange(n_frames, dtype=torch.float64) * (hop_seconds / model_hop_seconds)
+    pos = pos.clamp(0, mask.shape[0] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=mask.shape[0] - 1)
+    frac = (pos - lo).to(mask.dtype)[:, None]
+    return mask[lo] * (1 - frac) + mask[hi] * frac
+
+
+def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, power: float = 2.0) -> torch.Tensor:
+    """Refine a voice mask Wiener-style: ``P_v / (P_v + P_a)`` from the powers of the two masked
+    estimates, summed over channels and smoothed over ``frames`` STFT frames.
+
+    spec: (batch, channels, frames, bins) complex mixture; mask: (batch, frames, bins) in [0, 1].
+    Where the first mask is confident and the energy is steady the result keeps it; isolated bins
+    and flickering decisions are softened towards their neighbours in time.
+    """
+    mag = torch.view_as_real(spec).square().sum(-1)  # |X|^2, cheaper than abs() of complex
+    mag = (mag if power == 2.0 else mag.pow(power / 2)).sum(1)  # (batch, frames, bins)
+    pv, pa = mag * mask.pow(power), mag * (1 - mask).pow(power)
+    if frames > 1:  # moving average over time (edges repeated), by cumulative sums
+        def smooth(p):
+            left, right = frames // 2, (frames - 1) // 2
+            q = torch.cat([p[:, :1].expand(-1, left, -1), p, p[:, -1:].expand(-1, right, -1)], 1)
+            c = torch.nn.functional.pad(q.double().cumsum(1), (0, 0, 1, 0))
+            return ((c[:, frames:] - c[:, :-frames]) / frames).to(p.dtype)
+
+        pv, pa = smooth(pv), smooth(pa)
+    return pv / (pv + pa).clamp_min(1e-12)
+
+
+def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig,
+                     postfilter: bool = False, high_band: str = HIGH_BANDS[0]) -> np.ndarray:
+    """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
+
+    ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
+    on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
+    the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights` with the ``high_band``
+    rule above the model's band), optionally refined
+    by :func:`wiener_postfilter`, and applied to every channel. Returns the masked signal, (batch,
+    channels, samples).
+    """
+    k, channels, n = audio.shape
+    n_fft, hop = output_stft_size(sample_rate, cfg)
+    spec = stft(torch.from_numpy(audio.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
+    to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band).T
+    m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
+                     for mk in masks]) @ to_bins  # (batch, frames, bins)
+    spec = spec.view(k, channels, *spec.shape[1:])
+    if postfilter:
+        m = wiener_postfilter(spec, m)
+    spec = spec * m[:, None]
+    return istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
+
+
+def mel_reconstruct(mel: torch.Tensor, spec16: torch.Tensor, mask: torch.Tensor, n16: int, sample_rate: int, n: int,
+                    cfg: FeatureConfig) -> np.ndarray:
+    """The MIREX 2016 reconstruction of one chunk: the masked mel spectrogram through the inverse
+    filterbank, the mixture's phase, inverse STFT at the model's rate, resampled to ``sample_rate``
+    and fitted to ``n`` samples."""
+    mag = (mel * mask) @ mel_inverse(cfg)
+    phase = spec16 / spec16.abs().clamp_min(1e-12)
+    y16 = istft((mag * phase)[None], cfg.n_fft, cfg.hop_length, length=n16)[0].numpy()
+    y = resample(y16, cfg.sample_rate, sample_rate)
+    return np.pad(y, (0, max(0, n - len(y))))[:n]
+
+
+
+
+def oracle_estimates(kind: str, voice: np.ndarray, acc: np.ndarray, sample_rate: int, cfg) -> dict:
+    """Stems from an ideal mask computed with the true sources; ``voice``/``acc`` are (channels, samples).
+
+    ``ibm-mel``/``irm-mel``: binary / ratio mask on the model's own features (mono downmix at its
+    rate, its mel bands), applied at the input's rate exactly as the model's masks are
+    (:func:`apply_band_masks`). ``ibm``/``irm``: the same masks on the input's own
+    full-band STFT, per channel. Each is the ceiling of its representation.
+    """
+    if kind not in ORACLES:
+        raise ValueError(f"unknown oracle {kind!r}; choose one of {', '.join(ORACLES)}")
+    voice, acc = np.asarray(voice, np.float32), np.asarray(acc, np.float32)
+    mix = voice + acc
+
+    def ideal(v, a):
+        return (v > a).float() if kind.startswith("ibm") else v / (v + a).clamp_min(1e-12)
+
+    if kind.endswith("-mel"):
+        refs = torch.from_numpy(np.stack([resample(r.mean(0), sample_rate, cfg.sample_rate) for r in (voice, acc)]))
+        mel = mel_magnitude(stft(refs, cfg.n_fft, cfg.hop_length), mel_filterbank(cfg))
+        vocals = apply_band_masks(mix[None], ideal(mel[0], mel[1])[None], sample_rate, cfg)[0]
+    else:
+        n_fft, hop = output_stft_size(sample_rate, cfg)
+        spec = stft(torch.from_numpy(np.concatenate([voice, acc, mix])), n_fft, hop).unflatten(0, (3, len(voice)))
+        mask = ideal(spec[0].abs(), spec[1].abs())
+        vocals = istft(spec[2] * mask, n_fft, hop, length=mix.shape[1]).numpy()
+    return {VOCALS: vocals, ACCOMPANIMENT: mix - vocals}
