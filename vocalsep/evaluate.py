@@ -45,29 +45,17 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     The right cluster is the one holding more voice-dominated energy (ideal binary mask on the mel
     bands, loud bins only). Only meaningful for ``cluster="kmeans"``.
     """
-    from .cluster import assign, fit_centroids, pick_voice_cluster, voice_direction
-    from .features import silence_weights
-
-    c = separator.cfg
-    direction = voice_direction(separator.bundle.voice_rule)
-    seg = c.samples_for_frames(separator.segment_frames)
+    seg = separator.cfg.samples_for_frames(separator.segment_frames)
     right, total = 0, 0
     for s in range(0, len(mix16), seg):
-        emb, mel, _ = separator.embed(mix16[s:s + seg])
-        emb, mel = emb[0], mel[0]
+        mel, loud, labels, voice = separator.voice_clusters(mix16[s:s + seg])
         ref = [separator.front.analyse(torch.from_numpy(np.ascontiguousarray(r[s:s + seg]))[None])[1][0]
                for r in (voice16, acc16)]
-        loud = silence_weights(mel[None], separator.silence_db)[0].bool()
         voice_dominant = (ref[0] > ref[1]) & loud
-        if voice_dominant.sum() < 10 or loud.sum() < 10:
-            continue  # no voice to find in this chunk
-        cents = fit_centroids(emb.numpy()[None], loud.numpy()[None], "kmeans", 2, separator.seed, separator.n_init,
-                              separator.fit_points)[0]
-        if cents is None:
-            continue
-        lab = torch.from_numpy(assign(emb.numpy(), cents).argmax(-1))
-        energy = [(mel * (voice_dominant & (lab == k))).sum().item() for k in range(2)]
-        right += int(pick_voice_cluster(cents, direction) == int(np.argmax(energy)))
+        if voice_dominant.sum() < 10 or loud.sum() < 10 or labels is None:
+            continue  # no voice to find in this chunk, or nothing to split
+        energy = [(mel * (voice_dominant & (labels == k))).sum().item() for k in range(2)]
+        right += int(voice == int(np.argmax(energy)))
         total += 1
     return right / total if total else float("nan")
 

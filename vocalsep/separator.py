@@ -14,7 +14,7 @@ from .apply import apply_chunked, iter_chunked
 from .audio import AudioError, AudioOutput, fit_gain, open_audio
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .choices import ACCOMPANIMENT, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
-from .cluster import source_masks, voice_direction, voice_masks
+from .cluster import assign, fit_centroids, pick_voice_cluster, source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
 from .features import silence_weights
 from .frontend import FrontEnd
@@ -302,6 +302,20 @@ class Separator:
         """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""
         heads, mel, spec = self.infer(mono16, heads=("embedding",))
         return heads["embedding"], mel, spec
+
+    def voice_clusters(self, mono16: np.ndarray):
+        """This separator's k-means step on one chunk at the model's rate, exposed for diagnostics:
+        (mel (frames, bands), loud bins, per-bin cluster label or None, index of the cluster the voice
+        rule picks or None); None labels when the chunk has nothing to split."""
+        emb, mel, _ = self.embed(mono16)
+        emb, mel = emb[0], mel[0]
+        loud = silence_weights(mel[None], self.silence_db)[0].bool()
+        cents = fit_centroids(emb.numpy()[None], loud.numpy()[None], "kmeans", 2, self.seed, self.n_init,
+                              self.fit_points)[0]
+        if cents is None:
+            return mel, loud, None, None
+        labels = torch.from_numpy(assign(emb.numpy(), cents).argmax(-1))
+        return mel, loud, labels, pick_voice_cluster(cents, voice_direction(self.bundle.voice_rule))
 
     def masks(self, heads: dict, mel: torch.Tensor, track: dict | None = None) -> torch.Tensor:
         """Masks on the model grid: (batch, frames, bands) for the voice, or (batch, sources, frames,
