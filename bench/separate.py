@@ -56,7 +56,7 @@ def run_split(src: Path, out: Path, model: str | None, extra: list[str] = ()) ->
 def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
     """Seconds spent per stage in one in-process separation of ``src``."""
     from vocalsep import Separator
-    from vocalsep import separator as sepmod
+    from vocalsep import frontend
 
     timings: dict[str, float] = {}
 
@@ -72,7 +72,7 @@ def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
     t = time.perf_counter()
     sep = Separator.from_pretrained(model)
     timings["model load"] = time.perf_counter() - t
-    sepmod.resample = timed("resample", sepmod.resample)
+    frontend.resample = timed("resample", frontend.resample)
     sep.infer = timed("features + network", sep.infer)
     sep.masks = timed("clustering", sep.masks)
     with tempfile.TemporaryDirectory() as d:

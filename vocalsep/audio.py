@@ -204,7 +204,8 @@ class AudioOutput:
     * wav/flac in float: written straight into a temp file beside ``path``.
     * wav/flac in integer PCM: blocks go to a float temp file first and the peak is tracked, so that
       :meth:`commit` can scale (``gain``) or clamp before converting: nothing is clipped silently.
-    * mp3: encoded by ffmpeg as the blocks arrive (a second process, ``bitrate`` kbit/s); mp3
+    * mp3: encoded by ffmpeg as the blocks arrive (a second process, ``bitrate`` kbit/s, LAME's
+      algorithm quality ``mp3_quality``: 0 best and slowest, 7 about twice as fast as LAME's default 3); mp3
       carries values above full scale, so it is never clipped. Without ffmpeg, soundfile's encoder.
 
     Memory stays at one block whatever the length. ``commit`` never replaces an existing ``path``
@@ -213,7 +214,7 @@ class AudioOutput:
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, *, overwrite: bool = False,
-                 subtype: str | None = None, bitrate: int = 320):
+                 subtype: str | None = None, bitrate: int = 320, mp3_quality: int = 7):
         import soundfile as sf
 
         self.path = Path(path)
@@ -232,7 +233,8 @@ class AudioOutput:
             if self.fmt == "MP3" and shutil.which("ffmpeg"):
                 self._proc = subprocess.Popen(
                     ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels),
-                     "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-f", "mp3", self._final_tmp],
+                     "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-compression_level", str(mp3_quality),
+                     "-f", "mp3", self._final_tmp],
                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
             elif self.subtype in _INTEGER:
                 fd, self._stage = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".float.part", dir=self.path.parent)

@@ -89,8 +89,9 @@ class Separator:
         if mask_from == "head" and "mask" not in heads:
             raise SeparationError("this model has no mask-inference head; take the mask from the clusters (--mask-from clusters)")
         if mask_from == "clusters" and "embedding" not in heads:
-            raise SeparationError("this model predicts a mask and has no embeddings to cluster; take the mask from its "
-                                  "head (--mask-from head) with 2 sources")
+            raise SeparationError("this model predicts a mask and has no embeddings to cluster: take the mask from its "
+                                  "head (--mask-from head, 2 sources), or choose a deep clustering model for clusters "
+                                  "or more sources (e.g. --model mir1k-chimera)")
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
             raise SeparationError("more than 2 sources needs clustering of the embeddings (--mask-from clusters) and the "
                                   "full-band reconstruction (--reconstruct full)")
@@ -176,7 +177,8 @@ class Separator:
                                 self.segment_length(sample_rate), self.overlap, self.progress, self.batch)
 
     def separate_file(self, src: str | Path, outputs: dict[str, str | Path] | None = None, *, overwrite: bool = False,
-                      subtype: str | None = None, clip: str = "rescale", bitrate: int = 320, start: float = 0.0,
+                      subtype: str | None = None, clip: str = "rescale", bitrate: int = 320, mp3_quality: int = 7,
+                      start: float = 0.0,
                       duration: float | None = None, out_dir: str | Path = "separated",
                       template: str = DEFAULT_TEMPLATE, fmt: str = "wav") -> dict[str, Path]:
         """Separate an audio file into one file per stem; returns stem -> written path.
@@ -186,7 +188,7 @@ class Separator:
         (``separated/<track>/<stem>.wav``). ``start`` and ``duration`` (seconds) separate a part of the
         file. ``subtype``: wav/flac sample format (default 16-bit PCM, 32-bit float for float input);
         integer output that would clip is scaled by one gain for all stems so they keep summing to the
-        input (``clip="rescale"``) or clamped (``"clamp"``); ``bitrate``: mp3 kbit/s.
+        input (``clip="rescale"``) or clamped (``"clamp"``); ``bitrate``: mp3 kbit/s; ``mp3_quality``: LAME's algorithm quality (0 best, 9 fastest).
 
         Reading, separation and writing are streamed chunk by chunk, so memory does not grow with
         the file's length. Outputs are written atomically; existing ones are refused unless
@@ -222,7 +224,8 @@ class Separator:
                 for stem in outputs:
                     keep_float = subtype is None and float_in and Path(outputs[stem]).suffix.lower() == ".wav"
                     writers[stem] = AudioOutput(outputs[stem], sr, reader.channels, overwrite=overwrite,
-                                                subtype="FLOAT" if keep_float else subtype, bitrate=bitrate)
+                                                subtype="FLOAT" if keep_float else subtype, bitrate=bitrate,
+                                                mp3_quality=mp3_quality)
                 for _, block in self.separate_stream(read, length, sr):
                     for stem, out in writers.items():
                         _check_output(block[stem])  # nothing non-finite is ever renamed into place

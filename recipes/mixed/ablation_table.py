@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
           "Falcon 69 | 80s Rock | songs: mean vocals SDR |")
     print("|---|---|---|---|---|---|")
     for item in argv:
-        label, path = item.split("=", 1)
+        label, path = item.rsplit("=", 1)
         with open(path) as f:
             print(row(label, json.load(f)))
     return 0
