@@ -58,6 +58,10 @@ def test_mp3_through_ffmpeg_with_a_bitrate(tmp_path, model_file):
         assert info.samplerate == 44100 and info.channels == 2 and abs(info.duration - 3.0) < 0.05
         sizes[rate] = (out / "s" / "vocals.mp3").stat().st_size
     assert sizes[96] < sizes[320] / 2
+    res = run("split", src, "-o", tmp_path / "q", "--model", model_file, "--format", "mp3", "--mp3-quality", "0")
+    assert res.exit_code == 0 and sf.info(tmp_path / "q" / "s" / "vocals.mp3").channels == 2
+    res = run("split", src, "-o", tmp_path / "r", "--model", model_file, "--format", "mp3", "--mp3-quality", "10")
+    assert res.exit_code == 2 and "--mp3-quality" in res.output
 
 
 def test_sample_formats_float_in_float_out_int24_on_request(tmp_path, model_file):
