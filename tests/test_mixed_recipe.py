@@ -80,7 +80,7 @@ def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones
 
     cfg = load_config(ROOT / "recipes" / "mixed" / "conf.toml")
     assert cfg.arch == "unet" and not cfg.pool and cfg.remix["pool_prob"] == 0  # the pool is an ablation
-    assert len(cfg.phases) == 2 and cfg.phases[1].lr < cfg.phases[0].lr
+    assert len(cfg.phases) == 3 and cfg.phases[2].lr < cfg.phases[1].lr < cfg.phases[0].lr
     train = read_manifest(ROOT / cfg.train_set)
     valid = read_manifest(ROOT / cfg.valid_set)
     assert all(Path(c).name.split("_")[0] in ("abjones", "amy") for c in train)

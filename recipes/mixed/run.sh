@@ -7,7 +7,7 @@
 # Stages: 0 fetch, screen and convert the instrumental pool (recipes/mixed/prepare_pool.py; only the
 #           pool ablation trains on it: --set pool=... as conf.toml says),
 #         1 train the U-Net (conf.toml: 256-frame chunks, speed augmentation; phase 1 from scratch,
-#           phase 2 from phase 1's best at a lower learning rate; checkpoints chosen on the unseen
+#           phases 2 and 3 from the previous best at lr 3e-4, then 1e-4; checkpoints chosen on the unseen
 #           singers),
 #         2 score on the generalisation validation sets (recipes/mixed/validate.py),
 #         3 bundle the model into the package and make it the default.
@@ -31,7 +31,7 @@ exp=exp/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
 source recipes/lib.sh
-model=$exp/train/phase2/best.pt
+model=$exp/train/phase3/best.pt
 
 if want 0; then
   echo "stage 0: the instrumental pool"
