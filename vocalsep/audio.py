@@ -263,7 +263,7 @@ class AudioOutput:
         import soundfile as sf
 
         data = np.asarray(block, np.float32).reshape(self.channels, -1)
-        if data.size:
+        if data.size and self.subtype in _INTEGER:  # only integer PCM can clip; nothing to track otherwise
             self.peak = max(self.peak, float(np.abs(data).max()))
         try:
             if self._proc is not None:

@@ -70,8 +70,7 @@ def spectrogram(path: str | Path, start: float = 0.0, duration: float | None = N
             x = r.read(first + f * hop, first + (f + k - 1) * hop + N_FFT).mean(0)
             idx = np.arange(k)[:, None] * hop + np.arange(N_FFT)[None]
             p = np.abs(np.fft.rfft(x[idx] * window, axis=1)) ** 2  # (k, bins)
-            for j in range(k):
-                out[:, (f + j) // per_col] += p[j]
+            np.add.at(out.T, (f + np.arange(k)) // per_col, p)  # pool frames into their columns
             f += k
         counts = np.bincount(np.arange(frames) // per_col, minlength=cols)
         out /= np.maximum(counts, 1)[None]
