@@ -80,22 +80,30 @@ def main(argv=None) -> int:
     subprocess.run([args.spleeter_python, "-c", WORKER], input=json.dumps(jobs).encode(), check=True)
     folder = {name: work / str(i) for i, name in enumerate(inputs)}
 
-    def estimate(name, mixture, rate):
-        out = {}
+    # Spleeter's stems, brought back to each set's rate and channels and fitted to its length, are laid out
+    # as estimates folders and scored by the same loop as vocalsep's own (``estimates_dir``).
+    est_dir = work / "estimates"
+    targets = {}
+    if "unseen" in args.sets:
+        for clip in load_mir1k(args.data / "mir1k", args.manifest, 16000, skip_bad=False):
+            targets[clip.name] = (est_dir / "unseen" / clip.name, 16000, None, len(clip.voice))
+    if "songs" in args.sets:
+        for name, vocals, acc, sr in validate.produced_songs(args.data):
+            targets[name] = (est_dir / "songs" / name, sr, vocals.shape[1], len(vocals))
+    for name, (dest, rate, channels, n) in targets.items():
+        dest.mkdir(parents=True)
         for stem in ("vocals", "accompaniment"):
-            y = sf.read(folder[name] / f"{stem}.wav", dtype="float32", always_2d=True)[0].T  # (2, samples)
-            y = resample(y, RATE, rate)
-            y = y.mean(0) if mixture.ndim == 1 else y
-            n = mixture.shape[-1]
-            out[stem] = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, max(0, n - y.shape[-1]))])[..., :n]
-        return out
+            y = resample(sf.read(folder[name] / f"{stem}.wav", dtype="float32", always_2d=True)[0].T, RATE, rate)
+            y = y.mean(0, keepdims=True) if channels is None else y  # MIR-1K: mono
+            y = np.pad(y, ((0, 0), (0, max(0, n - y.shape[-1]))))[:, :n]
+            sf.write(dest / f"{stem}.wav", y.T, rate, subtype="FLOAT")
 
     print("Spleeter 2-stems", flush=True)
     result = {"model": "spleeter 2stems"}
     if "unseen" in args.sets:
-        result["unseen"] = validate.score_unseen(estimate, args.data, args.manifest)
+        result["unseen"] = validate.score_unseen(None, args.data, args.manifest, est_dir / "unseen")
     if "songs" in args.sets:
-        result["songs"] = validate.score_songs(estimate, args.data)
+        result["songs"] = validate.score_songs(None, args.data, est_dir / "songs")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -46,7 +46,7 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
     assert Separator(b).postfilter  # a file that says nothing: the post-filter is on
     b.separation = {"postfilter": False}
     loaded = load_model(save_model(tmp_path / "m.pt", b))
-    assert loaded.separation == {"postfilter": False}
+    assert loaded.separation["postfilter"] is False
     assert not Separator(loaded).postfilter  # the model's choice is the default ...
     assert Separator(loaded, postfilter=True).postfilter  # ... and an explicit choice still wins
     from vocalsep.models import build_model
@@ -59,6 +59,23 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
     b.separation = {"postfilter": "no"}
     with pytest.raises(ModelFileError, match="malformed separation defaults"):
         load_model(save_model(tmp_path / "bad.pt", b))
+
+
+def test_the_silence_threshold_is_a_separation_setting_of_the_file(tmp_path):
+    from conftest import tiny_bundle
+
+    b = tiny_bundle()
+    b.training, b.separation = {}, {"silence_db": 25.0}
+    loaded = load_model(save_model(tmp_path / "m.pt", b))
+    assert loaded.silence_db == 25.0 and Separator(loaded).silence_db == 25.0
+    b.training, b.separation = {"silence_db": 30.0}, {}  # a file from before it moved: its training summary
+    assert load_model(save_model(tmp_path / "old.pt", b)).silence_db == 30.0
+    b.training = {}
+    assert load_model(save_model(tmp_path / "none.pt", b)).silence_db == 40.0  # neither: the documented default
+    for bad in (-3.0, 0, 1e9, "40", True):
+        b.separation = {"silence_db": bad}
+        with pytest.raises(ModelFileError, match="malformed separation defaults"):
+            load_model(save_model(tmp_path / "bad.pt", b))
 
 
 def test_file_is_self_describing(tmp_path, bundle):

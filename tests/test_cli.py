@@ -109,6 +109,22 @@ def test_evaluate_mir1k_scores_and_writes_estimates(tmp_path, model_file):
     assert (tmp_path / "ev" / "clip_0" / "vocals.wav").is_file()
 
 
+def test_evaluate_mir1k_rescores_written_estimates_to_the_same_numbers(tmp_path):
+    import json
+
+    root = _mir1k_like(tmp_path / "mir1k")
+    first = run("evaluate", "--mir1k", root, "--oracle", "irm-mel", "-o", tmp_path / "ev")
+    assert first.exit_code == 0, first.output
+    again = run("evaluate", "--mir1k", root, "--estimates", tmp_path / "ev", "-o", tmp_path / "ev2")
+    assert again.exit_code == 0, again.output
+    a, b = (json.loads((tmp_path / d / "scores.json").read_text())["summary"] for d in ("ev", "ev2"))
+    assert a["vocals"] == b["vocals"] and a["accompaniment"] == b["accompaniment"]
+    # an estimate that does not cover its clip is refused by name, not scored
+    sf.write(tmp_path / "ev" / "clip_1" / "vocals.wav", np.zeros(4000, np.float32), 16000, subtype="FLOAT")
+    bad = run("evaluate", "--mir1k", root, "--estimates", tmp_path / "ev")
+    assert bad.exit_code == 1 and "clip_1: estimate vocals is 0.25 s long" in bad.output
+
+
 def test_evaluate_refuses_a_missing_dataset(tmp_path, model_file):
     res = run("evaluate", "--mir1k", tmp_path / "nope", "--model", model_file)
     assert res.exit_code == 1 and "is not a directory" in res.output

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from vocalsep.data import (Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, pitch_shift, speed_change,
                            time_stretch)
@@ -64,6 +65,17 @@ def test_reverb_leaves_a_decaying_tail_at_the_drawn_level():
     plain = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=1.0, silent_voice_prob=0.0), seed=1)
     (v1, a1), (v0, a0) = sampler.sample(2), plain.sample(2)
     assert not np.allclose(v1 / np.abs(v1 + a1).max(), v0 / np.abs(v0 + a0).max())  # the voice changed
+
+
+def test_reverb_decay_is_in_seconds_at_any_rate():
+    sr = 44100
+    x = np.zeros(2 * sr, np.float32)
+    x[1000] = 1.0
+    tail = _reverb(x, np.random.default_rng(3), (0.5, 0.5), sr)[1001:]
+    early = np.sum(tail[int(0.06 * sr):int(0.13 * sr)] ** 2)
+    late = np.sum(tail[int(0.38 * sr):int(0.45 * sr)] ** 2)
+    assert late < early / 30  # the same RT60 in seconds as at 16 kHz, not 2.8 times longer
+    assert np.abs(tail[int(0.6 * sr):]).max() < 1e-6  # the response ends after the 0.5 s decay (+ pre-delay)
 
 
 def _peak_hz(x, sr):
@@ -165,14 +177,15 @@ def _peak_hz(x, sr):
     return np.argmax(spec) * sr / len(x)
 
 
-def test_time_stretch_keeps_the_pitch_and_pitch_shift_keeps_the_duration():
-    sr = 16000
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_time_stretch_keeps_the_pitch_and_pitch_shift_keeps_the_duration(sr):
     tone = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
-    slow = time_stretch(tone, 2 * sr)
-    assert len(slow) == 2 * sr and abs(_peak_hz(slow[2000:-2000], sr) - 440) < 5
-    assert 0.5 < np.sqrt(np.mean(slow[2000:-2000] ** 2)) / np.sqrt(np.mean(tone ** 2)) < 1.5
+    slow = time_stretch(tone, 2 * sr, sr)
+    edge = sr // 8
+    assert len(slow) == 2 * sr and abs(_peak_hz(slow[edge:-edge], sr) - 440) < 5
+    assert 0.5 < np.sqrt(np.mean(slow[edge:-edge] ** 2)) / np.sqrt(np.mean(tone ** 2)) < 1.5
     for semitones in (-5.0, 7.0):
-        up = pitch_shift(tone, semitones)
+        up = pitch_shift(tone, semitones, sr)
         assert len(up) == sr
         assert abs(_peak_hz(up[1000:-1000], sr) - 440 * 2 ** (semitones / 12)) < 8
 

@@ -36,12 +36,13 @@ def tiny_config(root, **over):
 
 
 def test_two_phase_training_produces_a_usable_model(tmp_path, clips):
-    cfg = tiny_config(clips)
+    cfg = tiny_config(clips, silence_db=35.0)
     out = tmp_path / "exp"
     train_phase(cfg, 1, out)
     best = train_phase(cfg, 2, out)
     bundle = load_model(best)
     assert bundle.voice_rule is not None and bundle.training["phase"] == 2
+    assert bundle.separation["silence_db"] == 35.0  # the loss's threshold is the separator's
     assert (out / "config.json").is_file() and (out / "phase1" / "log.jsonl").is_file()
     out_audio = Separator(bundle, segment_frames=50).separate(song(1.0, 16000, 1), 16000)
     assert out_audio["vocals"].shape == (1, 16000)
@@ -90,6 +91,18 @@ def test_config_errors_are_specific(tmp_path):
         load_config(None, ["oops"])
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.toml")
+
+
+def test_a_phase_changes_the_remix_settings_for_itself_only():
+    phases = ("phases=[{max_epochs=1}, {max_epochs=1, remix={speed_prob=0.5, source_gain_db=6.0}}]")
+    cfg = load_config(None, ["remix.source_gain_db=3.0", "remix.level_db=[-20.0, 0.0]", phases])
+    first, second = cfg.remix_for(1), cfg.remix_for(2)
+    assert (first.speed_prob, first.source_gain_db) == (0.0, 3.0)
+    assert (second.speed_prob, second.source_gain_db, tuple(second.level_db)) == (0.5, 6.0, (-20.0, 0.0))
+    with pytest.raises(ConfigError, match=r"phases.1.remix: unknown keys \['sped_prob'\]"):
+        load_config(None, ["phases=[{max_epochs=1}, {remix={sped_prob=0.5}}]"])
+    with pytest.raises(ConfigError, match="phases.0.remix.speed_prob must be"):
+        load_config(None, ["phases=[{remix={speed_prob=1.5}}]"])
 
 
 def test_recipe_config_parses():

@@ -78,32 +78,27 @@ class AudioReader:
     the end are zero-padded.
     """
 
-    def __init__(self, path: Path, sample_rate: int, channels: int, frames: int, sf_file=None, data=None,
-                 temp: str | None = None):
+    def __init__(self, path: Path, sample_rate: int, channels: int, frames: int, sf_file, temp: str | None = None):
         self.path, self.sample_rate, self.channels, self.frames = path, sample_rate, channels, frames
-        self._sf, self._data, self._temp = sf_file, data, temp
+        self._sf, self._temp = sf_file, temp
         # the file's own sample format (soundfile's name: PCM_16, FLOAT, ...); None when decoded by ffmpeg
-        self.subtype = sf_file.subtype if sf_file is not None and temp is None else None
+        self.subtype = sf_file.subtype if temp is None else None
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        n = stop - start
-        if self._data is not None:
-            block = self._data[:, start:stop]
-        else:
-            import soundfile as sf
+        import soundfile as sf
 
-            try:
-                self._sf.seek(min(start, self.frames))
-                block = self._sf.read(max(0, min(stop, self.frames) - start), dtype="float32", always_2d=True).T
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError(f"{self.path}: read failed at sample {start} ({exc}); the file may be damaged") from None
+        n = stop - start
+        try:
+            self._sf.seek(min(start, self.frames))
+            block = self._sf.read(max(0, min(stop, self.frames) - start), dtype="float32", always_2d=True).T
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{self.path}: read failed at sample {start} ({exc}); the file may be damaged") from None
         if block.shape[1] < n:
             block = np.pad(block, ((0, 0), (0, n - block.shape[1])))
         return np.ascontiguousarray(block, np.float32)
 
     def close(self) -> None:
-        if self._sf is not None:
-            self._sf.close()
+        self._sf.close()
         if self._temp is not None and os.path.exists(self._temp):
             os.unlink(self._temp)
 

@@ -22,7 +22,7 @@ from torch import nn
 from ._atomic import atomic_path
 from .choices import STEMS
 from .errors import MAX_MODEL_FILE_BYTES, STEM_NAME, VocalsepError
-from .features import FeatureConfig
+from .features import SILENCE_DB, FeatureConfig
 from .models import MODEL_CLASSES, check_model_args
 
 FORMAT = "vocalsep.model"
@@ -47,6 +47,13 @@ class ModelBundle:
     meta: dict = field(default_factory=dict)
     # separation defaults chosen for this model: {"postfilter": False}, or per mask source {"postfilter": {"head": False}}
     separation: dict = field(default_factory=dict)
+
+    @property
+    def silence_db(self) -> float:
+        """Bins this far below a chunk's loudest are left out of clustering: the threshold the model was
+        trained with, from the file's separation settings (:data:`~vocalsep.features.SILENCE_DB` for a
+        bundle built by hand without one)."""
+        return float(self.separation.get("silence_db", SILENCE_DB))
 
     def postfilter_default(self, mask_from: str) -> bool:
         """Whether this model's file asks for the post-filter on masks from ``mask_from`` (yes when silent)."""
@@ -152,11 +159,14 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
         raise ModelFileError(f"{path}: weights do not match the recorded architecture: "
                              f"{str(exc).splitlines()[0][:200]}") from None
     model.eval()
-    separation = obj.get("separation") or {}
+    separation = dict(obj.get("separation") or {})
+    training = obj.get("training") or {}
+    if "silence_db" not in separation and "silence_db" in training:  # files written before vocalsep 0.6 kept
+        separation["silence_db"] = training["silence_db"]            # the threshold in the training summary
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
-                       stems=tuple(obj.get("stems", STEMS)), training=obj.get("training") or {}, meta=meta,
+                       stems=tuple(obj.get("stems", STEMS)), training=training, meta=meta,
                        separation=separation)
 
 
@@ -202,7 +212,7 @@ def check_header(obj, path) -> tuple[type, FeatureConfig]:
         raise bad("voice_rule must map vocals and accompaniment to lists of numbers")
     if not _valid_separation(obj.get("separation") or {}):
         raise bad(f"malformed separation defaults {obj['separation']!r}; expected e.g. "
-                  "{'postfilter': False} or {'postfilter': {'head': False}}")
+                  "{'postfilter': False}, {'postfilter': {'head': False}}, {'silence_db': 40.0}")
     if not all(isinstance(k, str) and (isinstance(v, torch.Tensor) or isinstance(v, dict) and "int8" in v)
                for k, v in obj["state_dict"].items()):
         raise bad("state_dict must map names to tensors")
@@ -211,6 +221,9 @@ def check_header(obj, path) -> tuple[type, FeatureConfig]:
 
 def _valid_separation(sep) -> bool:
     if not isinstance(sep, dict):
+        return False
+    if "silence_db" in sep and not (isinstance(sep["silence_db"], (int, float)) and not isinstance(sep["silence_db"], bool)
+                                    and 0 < sep["silence_db"] <= 200):
         return False
     pf = sep.get("postfilter", False)
     if isinstance(pf, dict):

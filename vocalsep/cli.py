@@ -324,7 +324,8 @@ def _default_model_name() -> str:
 @click.option("--split", default=None, type=click.Choice(["train", "valid"]), help="MUSDB18 official split of the train subset.")
 @click.option("--is-wav", is_flag=True, help="MUSDB18 in its wav layout instead of stem files.")
 @click.option("--estimates", "estimates_dir", type=click.Path(file_okay=False),
-              help="MUSDB18: score existing estimates DIR/<subset>/<track>/{vocals,accompaniment}.wav instead of separating.")
+              help="Score existing estimates instead of separating: DIR/<subset>/<track>/{vocals,accompaniment}.wav "
+                   "(MUSDB18, DSD100) or DIR/<clip>/... (MIR-1K: mono, 16 kHz).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Write estimates and scores here.")
 @click.option("--separate-only", is_flag=True, help="Write the estimates, skip scoring.")
 @click.option("--report", is_flag=True, help="MUSDB18/DSD100: also write OUT/report.html (box plots, SDR over time).")
@@ -342,8 +343,6 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
 
     if sum(map(bool, (mir1k, musdb_root, dsd100_root))) != 1:
         raise click.UsageError("give exactly one of --mir1k, --musdb and --dsd100")
-    if estimates_dir and mir1k:
-        raise click.UsageError("--estimates applies to --musdb and --dsd100 only")
     if oracle and estimates_dir:
         raise click.UsageError("--oracle and --estimates exclude each other")
     sep = None if estimates_dir else _separator(**options)
@@ -374,7 +373,7 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
             click.echo(format_musdb(result["summary"]))
         write_report()
         return
-    result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only, oracle=oracle)
+    result = evaluate_mir1k(sep, mir1k, manifest, out_dir, separate_only, oracle=oracle, estimates_dir=estimates_dir)
     if not separate_only:
         click.echo(format_summary(result["summary"]))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .data import RemixConfig
 from .errors import VocalsepError, check_number
-from .features import FeatureConfig
+from .features import SILENCE_DB, FeatureConfig
 from .models import ARCHITECTURES, check_model_args, model_args
 
 
@@ -31,6 +31,7 @@ class PhaseConfig:
     lr: float = 1e-3
     patience: int = 10  # stop after this many epochs without a better validation loss
     max_minutes: float = 0.0  # wall-clock budget for the phase (0: none)
+    remix: dict = field(default_factory=dict)  # this phase's changes to the top-level [remix] settings
 
 
 @dataclass
@@ -48,7 +49,7 @@ class TrainConfig:
     pool_root: str = ""  # the folder the pool manifest's paths are relative to
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
-    silence_db: float = 40.0  # bins more than this far below an example's loudest bin are left out of the loss
+    silence_db: float = SILENCE_DB  # bins more than this far below an example's loudest bin are left out of the loss
     mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
     mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
     init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
@@ -61,6 +62,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         return d
+
+    def remix_for(self, phase: int) -> RemixConfig:
+        """The remix settings of ``phase`` (1-based): the top-level [remix] with the phase's own changes."""
+        return RemixConfig(**{**self.remix, **self.phases[phase - 1].remix})
 
 
 def _set_dotted(d: dict, key: str, value) -> None:
@@ -176,11 +181,15 @@ def validate_config(cfg: TrainConfig) -> None:
         check_model_args(cls, fcfg.n_mels, kwargs)
     except VocalsepError as exc:
         raise ConfigError(str(exc).replace("model argument ", "model.")) from None
-    bad = set(cfg.remix) - {f.name for f in fields(RemixConfig)}
-    if bad:
-        raise ConfigError(f"remix: unknown keys {sorted(bad)}; known: {sorted(f.name for f in fields(RemixConfig))}")
-    try:
-        remix = RemixConfig(**cfg.remix)
-    except TypeError as exc:
-        raise ConfigError(f"remix: {exc}") from None
-    _check_fields(remix, "remix.")
+    known = {f.name for f in fields(RemixConfig)}
+    for prefix, table in [("remix", cfg.remix)] + [(f"phases.{i}.remix", pc.remix) for i, pc in enumerate(cfg.phases)]:
+        bad = set(table) - known
+        if bad:
+            raise ConfigError(f"{prefix}: unknown keys {sorted(bad)}; known: {sorted(known)}")
+    for i in range(len(cfg.phases)):
+        prefix = f"phases.{i}.remix." if cfg.phases[i].remix else "remix."
+        try:
+            remix = cfg.remix_for(i + 1)
+        except TypeError as exc:
+            raise ConfigError(f"{prefix[:-1]}: {exc}") from None
+        _check_fields(remix, prefix)

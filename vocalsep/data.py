@@ -115,13 +115,15 @@ class RemixSampler:
     """Draws batches of (voice, accompaniment) waveform pairs from clips, reproducibly.
 
     ``state()``/``set_state()`` capture the random stream so a resumed run draws the same batches.
+    ``sample_rate`` is the clips' (and pool's) rate; the augmentations that work in seconds (reverb
+    decay and pre-delay, the phase vocoder's window) follow it.
     """
 
     def __init__(self, clips: list[Clip], length: int, cfg: RemixConfig | None = None, seed: int = 0,
-                 pool: list[np.ndarray] | None = None):
+                 pool: list[np.ndarray] | None = None, sample_rate: int = 16000):
         if not clips:
             raise DatasetError("no clips to sample from")
-        self.clips, self.length, self.cfg = clips, length, cfg or RemixConfig()
+        self.clips, self.length, self.cfg, self.sample_rate = clips, length, cfg or RemixConfig(), sample_rate
         self.pool = pool or []
         lengths = np.array([len(t) for t in self.pool], np.float64)
         self.pool_p = lengths / lengths.sum() if self.pool else None  # tracks drawn by duration
@@ -153,7 +155,7 @@ class RemixSampler:
                 v = self._crop_speed(self.clips[i].voice, rng)
                 a = self._crop_speed(self.clips[j].accompaniment, rng)
                 if cfg.pitch_prob and rng.random() < cfg.pitch_prob:  # no draws when off
-                    v = pitch_shift(v, rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones))
+                    v = pitch_shift(v, rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones), self.sample_rate)
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             if self.pool and cfg.pool_prob and rng.random() < cfg.pool_prob:
@@ -169,7 +171,7 @@ class RemixSampler:
                 v = _random_eq(v, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else v
                 a = _random_eq(a, rng, cfg.eq_db) if rng.random() < cfg.eq_prob else a
             if cfg.reverb_prob and rng.random() < cfg.reverb_prob:
-                v = _reverb(v, rng, cfg.reverb_seconds)
+                v = _reverb(v, rng, cfg.reverb_seconds, self.sample_rate)
             if cfg.lowpass_prob and rng.random() < cfg.lowpass_prob:
                 cutoff = rng.uniform(0.25, 0.9)
                 v, a = _lowpass(v, cutoff), _lowpass(a, cutoff)
@@ -212,13 +214,16 @@ def speed_change(x: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def time_stretch(x: np.ndarray, length: int, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+def time_stretch(x: np.ndarray, length: int, sample_rate: int = 16000) -> np.ndarray:
     """``x`` played faster or slower to last ``length`` samples, pitch unchanged: a phase vocoder
-    (magnitudes interpolated between analysis frames, phases advanced by each bin's measured frequency)."""
+    (magnitudes interpolated between analysis frames, phases advanced by each bin's measured frequency)
+    with a window of about 32 ms at ``sample_rate`` (512 points at 16 kHz) and a quarter-window hop."""
     import torch
 
     from .features import istft, stft
 
+    n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
+    hop = n_fft // 4
     spec = stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy()  # (frames, bins)
     n_out = max(int(np.ceil(length / hop)) + 1, 2)
     steps = np.linspace(0, spec.shape[0] - 1, n_out)
@@ -234,11 +239,12 @@ def time_stretch(x: np.ndarray, length: int, n_fft: int = 512, hop: int = 128) -
     return istft(out, n_fft, hop, length)[0].numpy()
 
 
-def pitch_shift(x: np.ndarray, semitones: float) -> np.ndarray:
-    """``x`` moved by ``semitones`` with its duration kept: stretched in time by the pitch ratio, then
-    resampled back to its own length (formants move with the pitch, as in :func:`speed_change`)."""
+def pitch_shift(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np.ndarray:
+    """``x`` (at ``sample_rate``) moved by ``semitones`` with its duration kept: stretched in time by the
+    pitch ratio, then resampled back to its own length (formants move with the pitch, as in
+    :func:`speed_change`)."""
     ratio = 2.0 ** (semitones / 12)
-    return speed_change(time_stretch(x, int(round(len(x) * ratio))), len(x))
+    return speed_change(time_stretch(x, int(round(len(x) * ratio)), sample_rate), len(x))
 
 
 def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
@@ -296,7 +302,7 @@ def load_pool(manifest: str | Path, root: str | Path, sample_rate: int = 16000) 
         except AudioError as exc:
             raise DatasetError(f"pool track {root / r['path']}: {exc}; run recipes/mixed/prepare_pool.py "
                                "to fetch and convert the pool") from None
-        tracks.append(_mono16(audio, sr, sample_rate))
+        tracks.append(_mono_at(audio, sr, sample_rate))
     return tracks
 
 
@@ -314,7 +320,7 @@ def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray
     return np.stack(vs), np.stack(accs)
 
 
-def _mono16(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+def _mono_at(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
     """(samples, channels) or (channels, samples) -> mono float32 at ``sample_rate``."""
     x = np.asarray(audio, np.float32)
     if x.ndim == 2:
@@ -340,8 +346,8 @@ def load_musdb(root: str | Path, split: str, sample_rate: int = 16000, is_wav: b
         raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
                            f"or, in the wav layout, {root}/{subset}/<track>/{{vocals,drums,bass,other}}.wav")
     mus = musdb.DB(root=str(root), subsets=subset, split=split if split in ("train", "valid") else None, is_wav=is_wav)
-    clips = [Clip(t.name, _mono16(t.targets["vocals"].audio, t.rate, sample_rate),
-                  _mono16(t.targets["accompaniment"].audio, t.rate, sample_rate)) for t in mus.tracks]
+    clips = [Clip(t.name, _mono_at(t.targets["vocals"].audio, t.rate, sample_rate),
+                  _mono_at(t.targets["accompaniment"].audio, t.rate, sample_rate)) for t in mus.tracks]
     if not clips:
         raise DatasetError(f"no MUSDB18 tracks in {root}/{subset} for split {split!r}")
     return clips
@@ -376,7 +382,7 @@ def load_dsd100(root: str | Path, subset: str, sample_rate: int = 16000) -> list
                 audio, sr = load_audio(track / f"{stem}.wav")
             except AudioError as exc:
                 raise DatasetError(f"DSD100 track {track.name}: {exc}") from None
-            parts[stem] = _mono16(audio, sr, sample_rate)
+            parts[stem] = _mono_at(audio, sr, sample_rate)
         n = min(len(v) for v in parts.values())
         clips.append(Clip(track.name, parts["vocals"][:n], sum(parts[s][:n] for s in ("bass", "drums", "other"))))
     if not clips:

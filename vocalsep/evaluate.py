@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,49 +67,159 @@ def _features(separator):
     return separator.cfg if separator is not None else FeatureConfig()
 
 
+# ---- one scoring loop over per-corpus track readers ------------------------------------------
+
+@dataclass
+class Track:
+    """One item of a corpus: its mixture and true stems, (channels, samples) or (samples,) for mono."""
+
+    name: str
+    rate: int
+    mixture: np.ndarray
+    references: dict[str, np.ndarray]  # vocals, accompaniment
+    native: object = None  # the corpus's own track object where its scorer needs it (musdb.Track)
+
+
+class Corpus:
+    """A dataset: how its tracks are read, where estimates live, and how they are scored and summed up.
+
+    :func:`score_corpus` is the one loop over any corpus; a new dataset is a new subclass.
+    """
+
+    estimates_folder = ""  # estimates written while separating go to OUT/<this>/, laid out by estimate_path
+
+    def tracks(self) -> Iterator[Track]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
+        """Where ``track``'s estimate of ``stem`` lies in an estimates ``folder`` (``--estimates``)."""
+        return folder / track.name / f"{stem}.wav"
+
+    def score(self, track: Track, estimates: dict[str, np.ndarray], out: Path | None) -> object:
+        raise NotImplementedError
+
+    def summarize(self, scores: list, out: Path | None) -> dict:
+        raise NotImplementedError
+
+    def empty_result(self) -> dict:
+        """What a run that only wrote estimates returns."""
+        return {"tracks": {}, "summary": {}}
+
+    def read_estimates(self, folder: Path, track: Track) -> dict[str, np.ndarray]:
+        """Estimates written earlier, checked against the track's rate, channels and length (within
+        0.1 s) and then fitted to its exact length; a mono corpus's estimates are mono files."""
+        from .audio import load_audio
+
+        mono = track.mixture.ndim == 1
+        channels, n = (1, len(track.mixture)) if mono else track.mixture.shape
+        est = {}
+        for stem in STEMS:
+            y, sr = load_audio(self.estimate_path(folder, track, stem))
+            if sr != track.rate:
+                raise DatasetError(f"{track.name}: estimate {stem} is at {sr} Hz, the track at {track.rate} Hz")
+            y = _fit_length(check_estimate(f"{track.name}: estimate {stem}", y, channels, n, track.rate).T, n).T
+            est[stem] = y[0] if mono else y
+        return est
+
+
+def score_corpus(corpus: Corpus, separator=None, out_dir: str | Path | None = None,
+                 estimates_dir: str | Path | None = None, separate_only: bool = False, oracle: str | None = None,
+                 progress=None) -> dict:
+    """Estimate every track of ``corpus`` -- read from ``estimates_dir``, from an ideal mask
+    (``oracle``, see :func:`~vocalsep.masking.oracle_estimates`), or from ``separator`` -- write the
+    estimates under ``out_dir`` (when separating), score them and summarise (``separate_only``: stop
+    after writing). ``progress(done, total)`` is called after each track."""
+    out = Path(out_dir) if out_dir else None
+    scores = []
+    total = len(corpus)
+    for i, track in enumerate(corpus.tracks()):
+        if estimates_dir is not None:
+            est = corpus.read_estimates(Path(estimates_dir), track)
+        else:
+            est = _estimate(track, separator, oracle)
+            if out is not None:
+                for stem, y in est.items():
+                    path = corpus.estimate_path(out / corpus.estimates_folder, track, stem)
+                    save_audio(path, y, track.rate, overwrite=True, subtype="FLOAT")
+        if progress:
+            progress(i + 1, total)
+        if separate_only:
+            continue
+        scores.append(corpus.score(track, est, out))
+    return corpus.empty_result() if separate_only else corpus.summarize(scores, out)
+
+
+def _estimate(track: Track, separator, oracle: str | None) -> dict[str, np.ndarray]:
+    if not oracle:
+        return separator.separate(track.mixture, track.rate)
+    voice, acc = track.references[VOCALS], track.references[ACCOMPANIMENT]
+    if voice.ndim == 1:  # mono corpus: the oracle works on (channels, samples)
+        return {k: v[0] for k, v in oracle_estimates(oracle, voice[None], acc[None], track.rate,
+                                                     _features(separator)).items()}
+    return oracle_estimates(oracle, voice, acc, track.rate, _features(separator))
+
+
+# ---- MIR-1K (BSS Eval v3 on whole clips, GNSDR) ----------------------------------------------
+
+class Mir1kCorpus(Corpus):
+    """MIR-1K clips (LEFT = accompaniment, RIGHT = voice), mono at the model's rate, mixed at 0 dB.
+
+    Scores: BSS Eval v3 SDR/SIR/SAR per clip and NSDR = SDR(estimate) - SDR(mixture); with a k-means
+    ``separator`` also how often its voice rule picks the right cluster."""
+
+    def __init__(self, root: str | Path, manifest: str | Path | None = None, sample_rate: int = 16000,
+                 separator=None, oracle: str | None = None):
+        self.clips = load_mir1k(root, manifest, sample_rate, skip_bad=False)
+        self.rate = sample_rate
+        self.picker = (separator if separator is not None and not oracle and separator.mask_from == "clusters"
+                       and separator.cluster.startswith("kmeans") else None)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def tracks(self) -> Iterator[Track]:
+        for clip in self.clips:
+            yield Track(clip.name, self.rate, clip.voice + clip.accompaniment,
+                        {VOCALS: clip.voice, ACCOMPANIMENT: clip.accompaniment})
+
+    def score(self, track: Track, estimates: dict[str, np.ndarray], out: Path | None) -> ClipScore:
+        mix, voice, acc = track.mixture, track.references[VOCALS], track.references[ACCOMPANIMENT]
+        refs = np.stack([voice, acc])
+        sdr, sir, sar = bss_eval_v3(refs, np.stack([estimates[s] for s in STEMS]))
+        sdr_mix, _, _ = bss_eval_v3(refs, np.stack([mix, mix]))
+        pick = voice_pick_accuracy(self.picker, mix, voice, acc) if self.picker is not None else float("nan")
+        s = ClipScore(track.name, len(mix) / track.rate, sdr.tolist(), sir.tolist(), sar.tolist(),
+                      (sdr - sdr_mix).tolist(), pick)
+        log.info("%s: vocals NSDR %.2f SIR %.2f SAR %.2f, voice pick %.2f", track.name, s.nsdr[0], sir[0], sar[0], pick)
+        return s
+
+    def empty_result(self) -> dict:
+        return {"clips": [], "summary": {}}
+
+    def summarize(self, scores: list[ClipScore], out: Path | None) -> dict:
+        result = {"clips": [s.__dict__ for s in scores], "summary": summarize(scores)}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+
 def evaluate_mir1k(separator, root: str | Path, manifest: str | Path | None = None, out_dir: str | Path | None = None,
-                   separate_only: bool = False, progress=None, oracle: str | None = None) -> dict:
+                   separate_only: bool = False, progress=None, oracle: str | None = None,
+                   estimates_dir: str | Path | None = None) -> dict:
     """Separate MIR-1K clips (mixture = left + right at 0 dB) and score the voice and accompaniment.
 
     With ``oracle`` (one of :data:`~vocalsep.masking.ORACLES`) the estimates come from ideal masks instead of the
-    model (the separator then only supplies the feature configuration, or the paper's if None).
-    Returns ``{"clips": [...], "summary": {...}}``: GNSDR/GSIR/GSAR as clip-length-weighted means,
+    model (the separator then only supplies the feature configuration, or the paper's if None); with
+    ``estimates_dir`` they are read from ``estimates_dir/<clip>/{vocals,accompaniment}.wav`` (mono, at the
+    model's rate, 16 kHz without a separator). Returns ``{"clips": [...], "summary": {...}}``: GNSDR/GSIR/GSAR as clip-length-weighted means,
     NSDR = SDR(estimate) - SDR(mixture); also written to ``out_dir/scores.json`` when given.
     """
-    cfg = _features(separator)
-    sr = cfg.sample_rate
-    clips = load_mir1k(root, manifest, sr, skip_bad=False)
-    out = Path(out_dir) if out_dir else None
-    scores: list[ClipScore] = []
-    for i, clip in enumerate(clips):
-        mix = clip.voice + clip.accompaniment
-        if oracle:
-            est = {k: v[0] for k, v in oracle_estimates(oracle, clip.voice[None], clip.accompaniment[None], sr, cfg).items()}
-        else:
-            est = separator.separate(mix, sr)
-        if out is not None:
-            for stem, y in est.items():
-                save_audio(out / clip.name / f"{stem}.wav", y, sr, overwrite=True, subtype="FLOAT")
-        if progress:
-            progress(i + 1, len(clips))
-        if separate_only:
-            continue
-        refs = np.stack([clip.voice, clip.accompaniment])
-        sdr, sir, sar = bss_eval_v3(refs, np.stack([est[s] for s in STEMS]))
-        sdr_mix, _, _ = bss_eval_v3(refs, np.stack([mix, mix]))
-        pick = (voice_pick_accuracy(separator, mix, clip.voice, clip.accompaniment)
-                if not oracle and separator.mask_from == "clusters" and separator.cluster.startswith("kmeans")
-                else float("nan"))
-        scores.append(ClipScore(clip.name, len(mix) / sr, sdr.tolist(), sir.tolist(), sar.tolist(),
-                                (sdr - sdr_mix).tolist(), pick))
-        log.info("%s: vocals NSDR %.2f SIR %.2f SAR %.2f, voice pick %.2f", clip.name, scores[-1].nsdr[0], sir[0], sar[0], pick)
-    if separate_only:
-        return {"clips": [], "summary": {}}
-    result = {"clips": [s.__dict__ for s in scores], "summary": summarize(scores)}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    corpus = Mir1kCorpus(root, manifest, _features(separator).sample_rate, separator, oracle)
+    return score_corpus(corpus, separator, out_dir, estimates_dir, separate_only, oracle, progress)
 
 
 def summarize(scores: list[ClipScore]) -> dict:
@@ -142,6 +253,54 @@ def format_summary(summary: dict) -> str:
 MUSDB_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
+class MusdbCorpus(Corpus):
+    """MUSDB18 tracks through the ``musdb`` package (stem files or ``is_wav``), stereo at 44.1 kHz;
+    scored by museval (BSS Eval v4, 1 s windows), JSON per track in museval's layout."""
+
+    def __init__(self, root: str | Path, subset: str = "test", split: str | None = None, is_wav: bool = False):
+        try:
+            import museval  # noqa: F401  (scoring needs it: fail before separating anything)
+            import musdb
+        except Exception as exc:  # stempeg refuses to import without ffmpeg
+            raise DatasetError(f"MUSDB18 evaluation needs musdb, museval and ffmpeg ({exc}); "
+                               "install them with `pip install -e .[eval]` and `apt-get install ffmpeg`") from None
+        root = Path(root)
+        if not (root / subset).is_dir() and not is_wav:
+            raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
+                               f"(or --is-wav with {root}/{subset}/<track>/{{mixture,vocals,...}}.wav)")
+        self.mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
+        if not self.mus.tracks:
+            raise DatasetError(f"no MUSDB18 tracks found under {root}/{subset}")
+        self.subset = subset
+
+    def __len__(self) -> int:
+        return len(self.mus.tracks)
+
+    def tracks(self) -> Iterator[Track]:
+        for t in self.mus.tracks:
+            yield Track(t.name, int(t.rate), t.audio.T.astype(np.float32),
+                        {s: t.targets[s].audio.T for s in STEMS}, native=t)
+
+    estimates_folder = "estimates"
+
+    def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
+        return folder / self.subset / track.name / f"{stem}.wav"
+
+    def score(self, track: Track, estimates: dict[str, np.ndarray], out: Path | None) -> tuple[str, dict]:
+        import museval
+
+        n = track.mixture.shape[1]
+        store = museval.eval_mus_track(track.native, {s: _fit_length(estimates[s].T, n) for s in STEMS},
+                                       output_dir=str(out))
+        medians = _track_medians(store)
+        log.info("%s: vocals SDR %.2f, accompaniment SDR %.2f", track.name, medians[VOCALS]["SDR"],
+                 medians[ACCOMPANIMENT]["SDR"])
+        return track.name, medians
+
+    def summarize(self, scores: list, out: Path | None) -> dict:
+        return _write_summary(dict(scores), self.subset, out)
+
+
 def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str = "test", split: str | None = None,
                    is_wav: bool = False, estimates_dir: str | Path | None = None, progress=None,
                    separate_only: bool = False, oracle: str | None = None) -> dict:
@@ -153,56 +312,7 @@ def evaluate_musdb(separator, root: str | Path, out_dir: str | Path, subset: str
     aggregates over tracks (median -- the leaderboard's -- and mean). ``separate_only`` writes the
     estimates and stops there; ``oracle`` (see :func:`oracle_estimates`) scores an ideal mask instead.
     """
-    from .data import DatasetError
-
-    try:
-        import museval
-        import musdb
-    except Exception as exc:  # stempeg refuses to import without ffmpeg
-        raise DatasetError(f"MUSDB18 evaluation needs musdb, museval and ffmpeg ({exc}); "
-                           "install them with `pip install -e .[eval]` and `apt-get install ffmpeg`") from None
-    root = Path(root)
-    if not (root / subset).is_dir() and not is_wav:
-        raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
-                           f"(or --is-wav with {root}/{subset}/<track>/{{mixture,vocals,...}}.wav)")
-    mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
-    if not mus.tracks:
-        raise DatasetError(f"no MUSDB18 tracks found under {root}/{subset}")
-    out = Path(out_dir)
-    per_track = {}
-    for i, track in enumerate(mus.tracks):
-        if estimates_dir is not None:
-            from .audio import load_audio
-
-            est = {}
-            for stem in STEMS:
-                y, sr = load_audio(Path(estimates_dir) / subset / track.name / f"{stem}.wav")
-                if sr != track.rate:
-                    raise DatasetError(f"{track.name}: estimate {stem} is at {sr} Hz, the track at {track.rate} Hz")
-                est[stem] = check_estimate(f"{track.name}: estimate {stem}", y, track.audio.shape[1], track.audio.shape[0],
-                                           int(track.rate))
-        else:
-            if oracle:
-                est = oracle_estimates(oracle, track.targets[VOCALS].audio.T, track.targets[ACCOMPANIMENT].audio.T,
-                                       int(track.rate), _features(separator))
-            else:
-                est = separator.separate(track.audio.T.astype(np.float32), int(track.rate))
-            for stem, y in est.items():
-                save_audio(out / "estimates" / subset / track.name / f"{stem}.wav", y, int(track.rate),
-                           overwrite=True, subtype="FLOAT")
-        if separate_only:
-            continue
-        n = track.audio.shape[0]
-        estimates = {stem: _fit_length(est[stem].T, n) for stem in STEMS}
-        store = museval.eval_mus_track(track, estimates, output_dir=str(out))
-        per_track[track.name] = _track_medians(store)
-        log.info("%s: vocals SDR %.2f, accompaniment SDR %.2f", track.name,
-                 per_track[track.name][VOCALS]["SDR"], per_track[track.name][ACCOMPANIMENT]["SDR"])
-        if progress:
-            progress(i + 1, len(mus.tracks))
-    if separate_only:
-        return {"tracks": {}, "summary": {}}
-    return _write_summary(per_track, subset, out)
+    return score_corpus(MusdbCorpus(root, subset, split, is_wav), separator, out_dir, estimates_dir, separate_only, oracle, progress)
 
 
 def _write_summary(per_track: dict, subset: str, out: Path) -> dict:
@@ -262,53 +372,63 @@ def format_musdb(summary: dict, method: str = "museval v4, 1 s windows") -> str:
 
 # ---- DSD100 (BSS Eval v3 framewise, as SiSEC 2016) -----------------------------------------
 
+class Dsd100Corpus(Corpus):
+    """DSD100 (``Mixtures/`` and ``Sources/{Dev,Test}/<track>/``), scored as SiSEC 2016 did: BSS Eval v3
+    on ``win_s`` windows with a ``hop_s`` hop, JSON per track in museval's format."""
+
+    def __init__(self, root: str | Path, subset: str = "Test", win_s: float = 30.0, hop_s: float = 15.0):
+        from .data import dsd100_tracks
+
+        self.root, self.subset, self.win_s, self.hop_s = Path(root), subset, win_s, hop_s
+        self.folders = dsd100_tracks(root, subset)
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def tracks(self) -> Iterator[Track]:
+        from .audio import load_audio
+
+        for folder in self.folders:
+            mix, sr = load_audio(self.root / "Mixtures" / self.subset.split("-")[0] / folder.name / "mixture.wav")
+            src = {s: load_audio(folder / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
+            n = mix.shape[1]
+            refs = {VOCALS: _fit_length(src["vocals"].T, n).T,
+                    ACCOMPANIMENT: _fit_length((src["bass"] + src["drums"] + src["other"]).T, n).T}
+            yield Track(folder.name, sr, mix, refs)
+
+    estimates_folder = "estimates"
+
+    def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
+        return folder / self.subset / track.name / f"{stem}.wav"
+
+    def score(self, track: Track, estimates: dict[str, np.ndarray], out: Path | None) -> tuple[str, dict]:
+        import museval
+
+        n, sr = track.mixture.shape[1], track.rate
+        refs = np.stack([track.references[s].T for s in STEMS])
+        ests = np.stack([_fit_length(estimates[s].T, n) for s in STEMS])
+        if refs.shape != ests.shape:
+            raise DatasetError(f"{track.name}: references {refs.shape} and estimates {ests.shape} differ in shape")
+        sdr, isr, sir, sar = museval.evaluate(refs, ests, win=int(self.win_s * sr), hop=int(self.hop_s * sr), mode="v3")
+        store = museval.TrackStore(track_name=track.name, win=self.win_s, hop=self.hop_s)
+        for i, stem in enumerate(STEMS):
+            store.add_target(stem, {"SDR": sdr[i].tolist(), "SIR": sir[i].tolist(), "ISR": isr[i].tolist(),
+                                    "SAR": sar[i].tolist()})
+        (out / self.subset).mkdir(parents=True, exist_ok=True)
+        (out / self.subset / f"{track.name}.json").write_text(store.json)
+        medians = _track_medians(store)
+        log.info("%s: vocals SDR %.2f", track.name, medians[VOCALS]["SDR"])
+        return track.name, medians
+
+    def summarize(self, scores: list, out: Path | None) -> dict:
+        return _write_summary(dict(scores), self.subset, out)
+
+
 def evaluate_dsd100(separator, root: str | Path, out_dir: str | Path, subset: str = "Test",
                     estimates_dir: str | Path | None = None, win_s: float = 30.0, hop_s: float = 15.0,
                     separate_only: bool = False, oracle: str | None = None) -> dict:
     """Separate (or read estimates of) DSD100 tracks and score them with museval in BSS Eval v3
     mode on 30 s windows with a 15 s hop, as SiSEC 2016 did. JSON per track in museval's format
     under ``out_dir/<subset>/``; same aggregates as :func:`evaluate_musdb`."""
-    import museval
-
-    from .audio import load_audio
-    from .data import DatasetError, dsd100_tracks
-
-    out = Path(out_dir)
-    per_track = {}
-    for track in dsd100_tracks(root, subset):
-        name = track.name
-        mix_path = Path(root) / "Mixtures" / subset.split("-")[0] / name / "mixture.wav"
-        mix, sr = load_audio(mix_path)
-        src = {s: load_audio(track / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
-        n = mix.shape[1]
-        refs = np.stack([_fit_length(src["vocals"].T, n),
-                         _fit_length((src["bass"] + src["drums"] + src["other"]).T, n)])
-        if estimates_dir is not None:
-            est = {}
-            for s in STEMS:
-                y, rate = load_audio(Path(estimates_dir) / subset / name / f"{s}.wav")
-                if rate != sr:
-                    raise DatasetError(f"{name}: estimate {s} is at {rate} Hz, the track at {sr} Hz")
-                est[s] = check_estimate(f"{name}: estimate {s}", y, mix.shape[0], n, sr)
-        else:
-            est = (oracle_estimates(oracle, refs[0].T, refs[1].T, sr, _features(separator)) if oracle
-                   else separator.separate(mix, sr))
-            for stem, y in est.items():
-                save_audio(out / "estimates" / subset / name / f"{stem}.wav", y, sr, overwrite=True, subtype="FLOAT")
-        if separate_only:
-            continue
-        ests = np.stack([_fit_length(est[s].T, n) for s in STEMS])
-        if refs.shape != ests.shape:
-            raise DatasetError(f"{name}: references {refs.shape} and estimates {ests.shape} differ in shape")
-        sdr, isr, sir, sar = museval.evaluate(refs, ests, win=int(win_s * sr), hop=int(hop_s * sr), mode="v3")
-        store = museval.TrackStore(track_name=name, win=win_s, hop=hop_s)
-        for i, stem in enumerate(STEMS):
-            store.add_target(stem, {"SDR": sdr[i].tolist(), "SIR": sir[i].tolist(), "ISR": isr[i].tolist(),
-                                    "SAR": sar[i].tolist()})
-        (out / subset).mkdir(parents=True, exist_ok=True)
-        (out / subset / f"{name}.json").write_text(store.json)
-        per_track[name] = _track_medians(store)
-        log.info("%s: vocals SDR %.2f", name, per_track[name][VOCALS]["SDR"])
-    if separate_only:
-        return {"tracks": {}, "summary": {}}
-    return _write_summary(per_track, subset, out)
+    return score_corpus(Dsd100Corpus(root, subset, win_s, hop_s), separator, out_dir, estimates_dir, separate_only,
+                        oracle)

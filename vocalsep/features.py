@@ -195,7 +195,10 @@ def ideal_binary_labels(mel_sources: torch.Tensor) -> torch.Tensor:
     return mel_sources.argmax(0)
 
 
-def silence_weights(mix_mel: torch.Tensor, threshold_db: float = 40.0) -> torch.Tensor:
+SILENCE_DB = 40.0  # default: bins more than this below an example's loudest are "silent" (loss and clustering)
+
+
+def silence_weights(mix_mel: torch.Tensor, threshold_db: float = SILENCE_DB) -> torch.Tensor:
     """1 for bins within ``threshold_db`` of each example's loudest bin, else 0. (batch, frames, bands)."""
     peak = mix_mel.flatten(1).amax(1).clamp_min(1e-12)
     floor = peak * 10.0 ** (-threshold_db / 20.0)

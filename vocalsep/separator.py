@@ -117,7 +117,7 @@ class Separator:
         if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
             # scikit-learn takes ~1 s to import: overlap it with the first chunks
             threading.Thread(target=importlib.import_module, args=("sklearn.cluster",), daemon=True).start()
-        self.silence_db = float(bundle.training.get("silence_db", 40.0))
+        self.silence_db = bundle.silence_db
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod

@@ -24,7 +24,7 @@ import torch
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
 from .choices import ACCOMPANIMENT, VOCALS
 from .config import MASK_TARGETS, ConfigError, TrainConfig
-from .data import RemixConfig, RemixSampler, fixed_chunks, load_clips, load_pool
+from .data import RemixSampler, fixed_chunks, load_clips, load_pool
 from .distributed import barrier, from_rank0, gather, init_distributed
 from .errors import VocalsepError
 from .features import FeatureConfig, ideal_binary_labels, silence_weights
@@ -168,8 +168,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
     length = fcfg.samples_for_frames(pc.chunk_frames)
     pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
-    sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed * 1000 + phase + 7919 * rank,
-                           pool=pool)
+    sampler = RemixSampler(train_clips, length, cfg.remix_for(phase), seed=cfg.seed * 1000 + phase + 7919 * rank,
+                           pool=pool, sample_rate=fcfg.sample_rate)
     valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
     torch.manual_seed(cfg.seed * 1000 + phase)  # the same initial weights on every rank
 
@@ -228,7 +228,7 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
                    "silence_db": cfg.silence_db, "mask_target": cfg.mask_target, "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": earlier,
                    "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in earlier)) / 60, 1)}
         return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
-                           voice_rule=voice_rule, training=summary)
+                           voice_rule=voice_rule, training=summary, separation={"silence_db": cfg.silence_db})
 
     pdir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
@@ -291,7 +291,8 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     barrier(world)
     if not state.get("finalised") and rank == 0:
         best = load_model(best_path).model.to(device)
-        rule_sampler = RemixSampler(train_clips, length, RemixConfig(**cfg.remix), seed=cfg.seed + 77)
+        rule_sampler = RemixSampler(train_clips, length, cfg.remix_for(phase), seed=cfg.seed + 77,
+                                    sample_rate=fcfg.sample_rate)
         rule = (estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
                 if "embedding" in best.heads else None)  # mask-regression models need no rule
         save_model(best_path, bundle(best, rule))

@@ -52,43 +52,58 @@ def high_band_scores(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float = 
     return float(10 * np.log10(np.sum(np.abs(e) ** 2) / p_ref)), float(10 * np.log10(p_ref / p_err))
 
 
-def score_unseen(estimate, data: Path, manifest: str | Path) -> dict:
-    """Voice GNSDR / GSIR / GSAR (BSS Eval v3, clip-length-weighted) of ``estimate(name, mixture, rate)
-    -> {"vocals", "accompaniment"}`` on MIR-1K clips (mono 16 kHz, mixture = left + right)."""
-    from vocalsep.data import load_mir1k
-    from vocalsep.evaluate import ClipScore, bss_eval_v3, summarize
+def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Path | None = None) -> dict:
+    """Voice GNSDR / GSIR / GSAR (BSS Eval v3, clip-length-weighted) on MIR-1K clips (mono 16 kHz,
+    mixture = left + right): ``vocalsep evaluate --mir1k``'s scoring, of ``separator`` or of the
+    estimates in ``estimates_dir/<clip>/``."""
+    from vocalsep.evaluate import evaluate_mir1k
 
-    scores = []
-    for clip in load_mir1k(data / "mir1k", manifest, 16000, skip_bad=False):
-        mix = clip.voice + clip.accompaniment
-        est = estimate(clip.name, mix, 16000)
-        refs = np.stack([clip.voice, clip.accompaniment])
-        sdr, sir, sar = bss_eval_v3(refs, np.stack([est["vocals"], est["accompaniment"]]))
-        sdr_mix, _, _ = bss_eval_v3(refs, np.stack([mix, mix]))
-        scores.append(ClipScore(clip.name, len(mix) / 16000, sdr.tolist(), sir.tolist(), sar.tolist(),
-                                (sdr - sdr_mix).tolist(), float("nan")))
-    s = summarize(scores)["vocals"]
+    s = evaluate_mir1k(separator, data / "mir1k", manifest, estimates_dir=estimates_dir)["summary"]["vocals"]
     print(f"  mir1k/unseen       voice GNSDR {s['GNSDR']:6.2f}  GSIR {s['GSIR']:6.2f}  GSAR {s['GSAR']:6.2f}", flush=True)
     return {k: s[k] for k in ("GNSDR", "GSIR", "GSAR")}
 
 
-def score_songs(estimate, data: Path) -> dict:
-    """museval v4 vocals / accompaniment SDR (median over 1 s frames) of ``estimate(name, mixture
-    (channels, samples), rate)`` on each produced song, and the vocal estimate above 8 kHz."""
-    import museval
+def songs_corpus(data: Path):
+    """The produced validation songs as a :class:`vocalsep.evaluate.Corpus`: museval v4 vocals and
+    accompaniment SDR (median over 1 s frames) and the vocal estimate above 8 kHz, per song."""
+    from vocalsep.evaluate import Corpus, Track
 
-    out = {}
-    for name, vocals, acc, sr in produced_songs(data):
-        est = estimate(name, (vocals + acc).T.astype(np.float32), sr)
-        refs = np.stack([vocals, acc])
-        ests = np.stack([est["vocals"].T, est["accompaniment"].T])
-        sdr, isr, sir, sar = museval.evaluate(refs, ests, win=sr, hop=sr)
-        hf_level, hf_sdr = high_band_scores(vocals, est["vocals"].T, sr)
-        out[name] = {"vocals": float(np.nanmedian(sdr[0])), "accompaniment": float(np.nanmedian(sdr[1])),
-                     "vocals_hf_level": hf_level, "vocals_hf_snr": hf_sdr}
-        print(f"  {name:18s} vocals SDR {out[name]['vocals']:6.2f}  accompaniment SDR {out[name]['accompaniment']:6.2f}"
-              f"  vocals above 8 kHz: level {hf_level:+6.1f} dB, SNR {hf_sdr:6.2f} dB", flush=True)
-    return out
+    class ProducedSongs(Corpus):
+        def __init__(self):
+            self.songs = list(produced_songs(data))
+
+        def __len__(self):
+            return len(self.songs)
+
+        def tracks(self):
+            for name, vocals, acc, sr in self.songs:
+                yield Track(name, sr, (vocals + acc).T.astype(np.float32), {"vocals": vocals.T, "accompaniment": acc.T})
+
+        def score(self, track, est, out):
+            import museval
+
+            vocals, acc, sr = track.references["vocals"].T, track.references["accompaniment"].T, track.rate
+            sdr, isr, sir, sar = museval.evaluate(np.stack([vocals, acc]),
+                                                  np.stack([est["vocals"].T, est["accompaniment"].T]), win=sr, hop=sr)
+            hf_level, hf_sdr = high_band_scores(vocals, est["vocals"].T, sr)
+            s = {"vocals": float(np.nanmedian(sdr[0])), "accompaniment": float(np.nanmedian(sdr[1])),
+                 "vocals_hf_level": hf_level, "vocals_hf_snr": hf_sdr}
+            print(f"  {track.name:18s} vocals SDR {s['vocals']:6.2f}  accompaniment SDR {s['accompaniment']:6.2f}"
+                  f"  vocals above 8 kHz: level {hf_level:+6.1f} dB, SNR {hf_sdr:6.2f} dB", flush=True)
+            return track.name, s
+
+        def summarize(self, scores, out):
+            return dict(scores)
+
+    return ProducedSongs()
+
+
+def score_songs(separator, data: Path, estimates_dir: Path | None = None) -> dict:
+    """Per song: museval v4 vocals / accompaniment SDR and the vocal estimate's level and SNR above 8 kHz,
+    of ``separator`` or of the estimates in ``estimates_dir/<song>/``."""
+    from vocalsep.evaluate import score_corpus
+
+    return score_corpus(songs_corpus(data), separator, estimates_dir=estimates_dir)
 
 
 def main(argv=None) -> int:
@@ -110,13 +125,10 @@ def main(argv=None) -> int:
     sep = Separator.from_pretrained(args.model, **kwargs)
     result = {"model": args.model or "default", "postfilter": sep.postfilter}
     print(f"model {result['model']}", flush=True)
-    def estimate(name, mixture, rate):
-        return sep.separate(mixture, rate)
-
     if "unseen" in args.sets:
-        result["unseen"] = score_unseen(estimate, args.data, args.manifest)
+        result["unseen"] = score_unseen(sep, args.data, args.manifest)
     if "songs" in args.sets:
-        result["songs"] = score_songs(estimate, args.data)
+        result["songs"] = score_songs(sep, args.data)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
