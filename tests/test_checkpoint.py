@@ -61,6 +61,17 @@ def test_separation_defaults_travel_with_the_model_file(tmp_path):
         load_model(save_model(tmp_path / "bad.pt", b))
 
 
+def test_a_registry_name_that_contradicts_the_model_class_is_refused(tmp_path):
+    from conftest import tiny_bundle
+
+    b = tiny_bundle()
+    b.arch = "unet"  # the weights are a DeepClusteringBLSTM
+    with pytest.raises(ModelFileError, match="arch 'unet' is a MaskUNet, not a DeepClusteringBLSTM"):
+        load_model(save_model(tmp_path / "m.pt", b))
+    b.arch = "my-experiment"  # a name the registry does not know is only a label
+    assert load_model(save_model(tmp_path / "ok.pt", b)).arch == "my-experiment"
+
+
 def test_the_silence_threshold_is_a_separation_setting_of_the_file(tmp_path):
     from conftest import tiny_bundle
 

@@ -23,7 +23,7 @@ from ._atomic import atomic_path
 from .choices import STEMS
 from .errors import MAX_MODEL_FILE_BYTES, STEM_NAME, VocalsepError
 from .features import SILENCE_DB, FeatureConfig
-from .models import MODEL_CLASSES, check_model_args
+from .models import ARCHITECTURES, MODEL_CLASSES, check_model_args
 
 FORMAT = "vocalsep.model"
 FORMAT_VERSION = 1
@@ -198,6 +198,10 @@ def check_header(obj, path) -> tuple[type, FeatureConfig]:
     cls = MODEL_CLASSES.get(obj["model_class"])
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {obj['model_class']!r}; known: {sorted(MODEL_CLASSES)}")
+    # the network is built from model_class and the full model_kwargs; arch is the registry name it was
+    # configured by, so where the registry knows it, the two must agree
+    if obj.get("arch") in ARCHITECTURES and ARCHITECTURES[obj["arch"]][0] is not cls:
+        raise bad(f"arch {obj['arch']!r} is a {ARCHITECTURES[obj['arch']][0].__name__}, not a {obj['model_class']}")
     try:
         features = FeatureConfig.from_dict(obj["features"])
         check_model_args(cls, features.n_mels, obj["model_kwargs"])
