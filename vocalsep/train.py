@@ -151,157 +151,199 @@ def train_phase(cfg: TrainConfig, phase: int, out_dir: str | Path, on_epoch_end=
     are averaged by DistributedDataParallel, batch-norm statistics are taken over all ranks, and only
     rank 0 writes files. ``on_epoch_end(model, state)``, if given, is called on every rank.
     """
-    rank, world = init_distributed()
-    if not 1 <= phase <= len(cfg.phases):
-        raise ConfigError(f"phase {phase} not in the config (it has {len(cfg.phases)})")
-    pc = cfg.phases[phase - 1]
-    out = Path(out_dir)
-    pdir = out / f"phase{phase}"
-    _check_resume(cfg, out)  # nothing in the run folder changes before the resume is known to be valid
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    return PhaseRun(cfg, phase, out_dir).run(on_epoch_end)
 
-    fcfg = FeatureConfig.from_dict(cfg.features)
-    device = _device(cfg.device)
-    fx = FeatureExtractor(fcfg, cfg.silence_db, device, cfg.mask_target)
-    train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
-    valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
-    length = fcfg.samples_for_frames(pc.chunk_frames)
-    pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
-    sampler = RemixSampler(train_clips, length, cfg.remix_for(phase), seed=cfg.seed * 1000 + phase + 7919 * rank,
-                           pool=pool, sample_rate=fcfg.sample_rate)
-    valid_chunks = fixed_chunks(valid_clips or train_clips[:8], length)
-    torch.manual_seed(cfg.seed * 1000 + phase)  # the same initial weights on every rank
 
-    model = build_model(cfg.arch, fcfg.n_mels, **cfg.model)
-    model_kwargs = _model_kwargs(cfg)
-    earlier: list[dict] = []  # training summaries of the phases this one continues
-    last = pdir / "last.pt"
-    if phase == 1:
-        if cfg.init_from and not last.is_file():
-            earlier = init_from_file(model, cfg.init_from)
-        elif not last.is_file():  # a resumed run gets its statistics back with the weights
-            model.set_feature_stats(*feature_stats(train_clips, fx))
-    else:
-        prev = out / f"phase{phase - 1}" / "best.pt"
+class PhaseRun:
+    """One curriculum phase: its data, network, optimiser and progress, and the steps that run it.
+
+    ``state`` (epoch, step, best validation loss and epoch, elapsed seconds, history, why it stopped)
+    is saved with the weights, the optimiser and every rank's random streams in ``phaseN/last.pt``
+    every ``checkpoint_every`` steps and after every epoch, so a killed run resumes where it was and
+    draws the batches it would have drawn.
+    """
+
+    def __init__(self, cfg: TrainConfig, phase: int, out_dir: str | Path):
+        self.rank, self.world = init_distributed()
+        if not 1 <= phase <= len(cfg.phases):
+            raise ConfigError(f"phase {phase} not in the config (it has {len(cfg.phases)})")
+        self.cfg, self.phase, self.pc = cfg, phase, cfg.phases[phase - 1]
+        self.out = Path(out_dir)
+        self.pdir = self.out / f"phase{phase}"
+        self.last, self.best_path = self.pdir / "last.pt", self.pdir / "best.pt"
+        _check_resume(cfg, self.out)  # nothing in the run folder changes before the resume is known to be valid
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self._load_data()
+        torch.manual_seed(cfg.seed * 1000 + phase)  # the same initial weights on every rank
+        self.model = build_model(cfg.arch, self.fcfg.n_mels, **cfg.model)
+        self.earlier = self._initial_weights()  # training summaries of the phases this one continues
+        self.model.to(self.device)
+        self.net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                               if self.device.type == "cuda" else None)
+        self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), self.pc.lr)
+        torch.manual_seed(cfg.seed * 1000 + phase + 7919 * self.rank)  # dropout differs per rank
+        self.state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
+        if self.last.is_file():
+            self._resume()
+
+    # ---- set-up -----------------------------------------------------------------------------
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        self.fcfg = fcfg = FeatureConfig.from_dict(cfg.features)
+        self.device = _device(cfg.device)
+        self.fx = FeatureExtractor(fcfg, cfg.silence_db, self.device, cfg.mask_target)
+        self.train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
+        self.valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
+        self.length = fcfg.samples_for_frames(self.pc.chunk_frames)
+        pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
+        self.sampler = RemixSampler(self.train_clips, self.length, cfg.remix_for(self.phase),
+                                    seed=cfg.seed * 1000 + self.phase + 7919 * self.rank, pool=pool,
+                                    sample_rate=fcfg.sample_rate)
+        self.valid_chunks = fixed_chunks(self.valid_clips or self.train_clips[:8], self.length)
+
+    def _initial_weights(self) -> list[dict]:
+        """Phase 1: ``init_from``'s weights or fresh ones with the data's feature statistics; later
+        phases: the previous phase's best. Returns the summaries of the phases this one continues."""
+        if self.phase == 1:
+            if self.cfg.init_from and not self.last.is_file():
+                return init_from_file(self.model, self.cfg.init_from)
+            if not self.last.is_file():  # a resumed run gets its statistics back with the weights
+                self.model.set_feature_stats(*feature_stats(self.train_clips, self.fx))
+            return []
+        prev = self.out / f"phase{self.phase - 1}" / "best.pt"
         if not prev.is_file():
-            raise ConfigError(f"phase {phase} starts from {prev}, which does not exist; run phase {phase - 1} first")
+            raise ConfigError(f"phase {self.phase} starts from {prev}, which does not exist; "
+                              f"run phase {self.phase - 1} first")
         prev_bundle = load_model(prev)
-        model.load_state_dict(prev_bundle.model.state_dict(), strict=True)
-        earlier = prev_bundle.training.get("curriculum", []) + [
+        self.model.load_state_dict(prev_bundle.model.state_dict(), strict=True)
+        return prev_bundle.training.get("curriculum", []) + [
             {k: v for k, v in prev_bundle.training.items() if k != "curriculum"}]
-    model.to(device)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = make_optimizer(cfg.optimizer, model.parameters(), pc.lr)
-    torch.manual_seed(cfg.seed * 1000 + phase + 7919 * rank)  # dropout differs per rank
-
-    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
-    if last.is_file():
-        ck = read_checkpoint(last)
-        if len(ck["samplers"]) != world:
-            raise ConfigError(f"{last} was written by {len(ck['samplers'])} processes; resume it with as many")
+    def _resume(self) -> None:
+        ck = read_checkpoint(self.last)
+        if len(ck["samplers"]) != self.world:
+            raise ConfigError(f"{self.last} was written by {len(ck['samplers'])} processes; resume it with as many")
         try:
-            model.load_state_dict(ck["model"], strict=True)
-            opt.load_state_dict(ck["optimizer"])
+            self.model.load_state_dict(ck["model"], strict=True)
+            self.opt.load_state_dict(ck["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{last} does not fit this config's network ({str(exc).splitlines()[0][:120]}); "
+            raise ConfigError(f"{self.last} does not fit this config's network ({str(exc).splitlines()[0][:120]}); "
                               f"resume with the config it was started with, or use a new -o folder") from None
-        sampler.set_state(ck["samplers"][rank])
-        torch.set_rng_state(ck["torch_rngs"][rank])
-        state = ck["state"]
-        log.info("phase %d: resumed at epoch %d step %d", phase, state["epoch"], state["step"])
+        self.sampler.set_state(ck["samplers"][self.rank])
+        torch.set_rng_state(ck["torch_rngs"][self.rank])
+        self.state = ck["state"]
+        log.info("phase %d: resumed at epoch %d step %d", self.phase, self.state["epoch"], self.state["step"])
 
-    def save_last():
-        samplers, rngs = gather(sampler.state(), world), gather(torch.get_rng_state(), world)
-        if rank == 0:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "samplers": samplers, "torch_rngs": rngs, "state": state}, last)
+    # ---- files ------------------------------------------------------------------------------
+    def save_last(self) -> None:
+        samplers, rngs = gather(self.sampler.state(), self.world), gather(torch.get_rng_state(), self.world)
+        if self.rank == 0:
+            atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                               "samplers": samplers, "torch_rngs": rngs, "state": self.state}, self.last)
 
-    def bundle(net, voice_rule=None) -> ModelBundle:
-        summary = {"phase": phase, "chunk_frames": pc.chunk_frames, "best_epoch": state["best_epoch"],
+    def bundle(self, net, voice_rule=None) -> ModelBundle:
+        cfg, state = self.cfg, self.state
+        summary = {"phase": self.phase, "chunk_frames": self.pc.chunk_frames, "best_epoch": state["best_epoch"],
                    "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
-                   "train_clips": len(train_clips), "valid_clips": len(valid_clips), "seed": cfg.seed,
-                   "silence_db": cfg.silence_db, "mask_target": cfg.mask_target, "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": earlier,
-                   "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in earlier)) / 60, 1)}
-        return ModelBundle(model=net, features=fcfg, arch=cfg.arch, model_kwargs=model_kwargs,
+                   "train_clips": len(self.train_clips), "valid_clips": len(self.valid_clips), "seed": cfg.seed,
+                   "silence_db": cfg.silence_db, "mask_target": cfg.mask_target,
+                   "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": self.earlier,
+                   "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in self.earlier)) / 60, 1)}
+        return ModelBundle(model=net, features=self.fcfg, arch=cfg.arch, model_kwargs=_model_kwargs(cfg),
                            voice_rule=voice_rule, training=summary, separation={"silence_db": cfg.silence_db})
 
-    pdir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    best_path = pdir / "best.pt"
-    t_start = time.time() - state["elapsed"]
-    while state["epoch"] < pc.max_epochs and not state.get("stopped"):
-        model.train()
+    # ---- running ----------------------------------------------------------------------------
+    def run(self, on_epoch_end=None) -> Path:
+        self.pdir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        t_start = time.time() - self.state["elapsed"]
+        while self.state["epoch"] < self.pc.max_epochs and not self.state.get("stopped"):
+            train_loss = self.train_epoch(t_start)
+            self.end_epoch(train_loss)
+            if on_epoch_end is not None:
+                on_epoch_end(self.model, self.state)
+            self.save_last()
+        self.finalise()
+        log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", self.phase, self.state["best_epoch"],
+                 self.state["best"], self.best_path)
+        return self.best_path
+
+    def train_epoch(self, t_start: float) -> float:
+        """The steps up to the end of the current epoch; returns their mean training loss."""
+        cfg, pc, state = self.cfg, self.pc, self.state
+        self.model.train()
         state["finalised"] = False
         epoch_loss, n_steps = 0.0, 0
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
-            v, a = sampler.sample(pc.batch_size)
-            feats, labels, weights, target = fx(torch.from_numpy(v), torch.from_numpy(a))
-            loss = objective(net(feats), labels, 2, weights, cfg.mask_weight, target)
+            v, a = self.sampler.sample(pc.batch_size)
+            feats, labels, weights, target = self.fx(torch.from_numpy(v), torch.from_numpy(a))
+            loss = objective(self.net(feats), labels, 2, weights, cfg.mask_weight, target)
             if not torch.isfinite(loss):
-                raise TrainingError(f"phase {phase}: the training loss is {loss.item()} at step {state['step'] + 1}; "
+                raise TrainingError(f"phase {self.phase}: the training loss is {loss.item()} at step {state['step'] + 1}; "
                                     "lower the learning rate (phases.N.lr) or check the data; the last good "
-                                    f"checkpoint is kept in {pdir}")
-            opt.zero_grad(set_to_none=True)
+                                    f"checkpoint is kept in {self.pdir}")
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
             epoch_loss += loss.item()
             n_steps += 1
             state["step"] += 1
             state["elapsed"] = time.time() - t_start
             if state["step"] % cfg.checkpoint_every == 0:
-                save_last()
+                self.save_last()
         state["epoch"] += 1
-        vloss = validate(model, valid_chunks, fx, pc.batch_size, cfg.mask_weight)
+        return epoch_loss / max(n_steps, 1)
+
+    def end_epoch(self, train_loss: float) -> None:
+        """Validate, keep the best weights, log the epoch and decide whether the phase stops."""
+        pc, state, phase = self.pc, self.state, self.phase
+        vloss = validate(self.model, self.valid_chunks, self.fx, pc.batch_size, self.cfg.mask_weight)
         if not math.isfinite(vloss):
             raise TrainingError(f"phase {phase}: the validation loss is {vloss} after epoch {state['epoch']}; "
                                 "lower the learning rate (phases.N.lr) or check the validation data")
         improved = vloss < state["best"]
         if improved:
             state["best"], state["best_epoch"] = vloss, state["epoch"]
-            if rank == 0:
-                save_model(best_path, bundle(model))
-        record = {"epoch": state["epoch"], "step": state["step"], "train_loss": epoch_loss / max(n_steps, 1),
+            if self.rank == 0:
+                save_model(self.best_path, self.bundle(self.model))
+        record = {"epoch": state["epoch"], "step": state["step"], "train_loss": train_loss,
                   "valid_loss": vloss, "best": improved, "minutes": round(state["elapsed"] / 60, 2)}
         state["history"].append(record)
-        if rank == 0:
-            with open(pdir / "log.jsonl", "a") as f:
+        if self.rank == 0:
+            with open(self.pdir / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
         log.info("phase %d epoch %d: train %.4f valid %.4f%s (%.1f min)", phase, state["epoch"],
-                 record["train_loss"], vloss, " *" if improved else "", record["minutes"])
+                 train_loss, vloss, " *" if improved else "", record["minutes"])
         if state["epoch"] - state["best_epoch"] >= pc.patience:
             log.info("phase %d: no improvement for %d epochs, stopping", phase, pc.patience)
             state["stopped"] = "patience"
         if pc.max_minutes and state["elapsed"] >= pc.max_minutes * 60:
             log.info("phase %d: time budget of %.0f min used, stopping", phase, pc.max_minutes)
             state["stopped"] = "time budget"
-        state["stopped"] = from_rank0(state.get("stopped"), world)  # clocks differ; rank 0 decides
-        if on_epoch_end is not None:
-            on_epoch_end(model, state)
-        save_last()
+        state["stopped"] = from_rank0(state.get("stopped"), self.world)  # clocks differ; rank 0 decides
 
-    # Finalise: the best weights get their voice-cluster rule, measured on training mixtures.
-    barrier(world)
-    if not state.get("finalised") and rank == 0:
-        best = load_model(best_path).model.to(device)
-        rule_sampler = RemixSampler(train_clips, length, cfg.remix_for(phase), seed=cfg.seed + 77,
-                                    sample_rate=fcfg.sample_rate)
-        rule = (estimate_voice_rule(best, rule_sampler, fx, cfg.voice_rule_batches, pc.batch_size)
-                if "embedding" in best.heads else None)  # mask-regression models need no rule
-        save_model(best_path, bundle(best, rule))
-    if not state.get("finalised"):
-        state["finalised"] = True
-        save_last()
-    barrier(world)
-    log.info("phase %d done: best epoch %d, valid loss %.4f -> %s", phase, state["best_epoch"], state["best"], best_path)
-    return best_path
+    def finalise(self) -> None:
+        """The best weights get their voice-cluster rule, measured on training mixtures (once)."""
+        barrier(self.world)
+        if not self.state.get("finalised") and self.rank == 0:
+            best = load_model(self.best_path).model.to(self.device)
+            rule_sampler = RemixSampler(self.train_clips, self.length, self.cfg.remix_for(self.phase),
+                                        seed=self.cfg.seed + 77, sample_rate=self.fcfg.sample_rate)
+            rule = (estimate_voice_rule(best, rule_sampler, self.fx, self.cfg.voice_rule_batches, self.pc.batch_size)
+                    if "embedding" in best.heads else None)  # mask-regression models need no rule
+            save_model(self.best_path, self.bundle(best, rule))
+        if not self.state.get("finalised"):
+            self.state["finalised"] = True
+            self.save_last()
+        barrier(self.world)
 
 
 def init_from_file(model: torch.nn.Module, path: str | Path) -> list[dict]:
