@@ -172,11 +172,6 @@ def test_load_pool_reads_the_manifest_and_says_what_to_run_when_audio_is_missing
         load_pool(tmp_path / "nope.tsv", tmp_path, 16000)
 
 
-def _peak_hz(x, sr):
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    return np.argmax(spec) * sr / len(x)
-
-
 @pytest.mark.parametrize("sr", [16000, 44100])
 def test_time_stretch_keeps_the_pitch_and_pitch_shift_keeps_the_duration(sr):
     tone = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)

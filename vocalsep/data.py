@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_audio, resample
+from .choices import ACCOMPANIMENT, VOCALS
 from .errors import VocalsepError
 
 log = logging.getLogger(__name__)
@@ -346,14 +347,15 @@ def load_musdb(root: str | Path, split: str, sample_rate: int = 16000, is_wav: b
         raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
                            f"or, in the wav layout, {root}/{subset}/<track>/{{vocals,drums,bass,other}}.wav")
     mus = musdb.DB(root=str(root), subsets=subset, split=split if split in ("train", "valid") else None, is_wav=is_wav)
-    clips = [Clip(t.name, _mono_at(t.targets["vocals"].audio, t.rate, sample_rate),
-                  _mono_at(t.targets["accompaniment"].audio, t.rate, sample_rate)) for t in mus.tracks]
+    clips = [Clip(t.name, _mono_at(t.targets[VOCALS].audio, t.rate, sample_rate),
+                  _mono_at(t.targets[ACCOMPANIMENT].audio, t.rate, sample_rate)) for t in mus.tracks]
     if not clips:
         raise DatasetError(f"no MUSDB18 tracks in {root}/{subset} for split {split!r}")
     return clips
 
 
 DSD100_SETS = ("Dev", "Test", "Dev-train", "Dev-valid")
+DSD100_SOURCES = ("vocals", "bass", "drums", "other")  # the source files of each track folder; all but vocals accompany
 
 
 def dsd100_tracks(root: str | Path, which: str) -> list[Path]:
@@ -377,14 +379,14 @@ def load_dsd100(root: str | Path, subset: str, sample_rate: int = 16000) -> list
     clips = []
     for track in dsd100_tracks(root, subset):
         parts = {}
-        for stem in ("vocals", "bass", "drums", "other"):
+        for stem in DSD100_SOURCES:
             try:
                 audio, sr = load_audio(track / f"{stem}.wav")
             except AudioError as exc:
                 raise DatasetError(f"DSD100 track {track.name}: {exc}") from None
             parts[stem] = _mono_at(audio, sr, sample_rate)
         n = min(len(v) for v in parts.values())
-        clips.append(Clip(track.name, parts["vocals"][:n], sum(parts[s][:n] for s in ("bass", "drums", "other"))))
+        clips.append(Clip(track.name, parts["vocals"][:n], sum(parts[s][:n] for s in DSD100_SOURCES[1:])))
     if not clips:
         raise DatasetError(f"no DSD100 tracks in {root} for {subset!r}")
     return clips

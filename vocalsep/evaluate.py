@@ -13,7 +13,7 @@ import torch
 
 from .audio import save_audio
 from .choices import ACCOMPANIMENT, STEMS, VOCALS
-from .data import DatasetError, load_mir1k
+from .data import DSD100_SOURCES, DatasetError, dsd100_tracks, load_mir1k
 from .masking import oracle_estimates
 
 log = logging.getLogger(__name__)
@@ -257,10 +257,12 @@ class MusdbCorpus(Corpus):
     """MUSDB18 tracks through the ``musdb`` package (stem files or ``is_wav``), stereo at 44.1 kHz;
     scored by museval (BSS Eval v4, 1 s windows), JSON per track in museval's layout."""
 
+    estimates_folder = "estimates"
+
     def __init__(self, root: str | Path, subset: str = "test", split: str | None = None, is_wav: bool = False):
         try:
-            import museval  # noqa: F401  (scoring needs it: fail before separating anything)
             import musdb
+            import museval  # scoring needs it: fail before separating anything
         except Exception as exc:  # stempeg refuses to import without ffmpeg
             raise DatasetError(f"MUSDB18 evaluation needs musdb, museval and ffmpeg ({exc}); "
                                "install them with `pip install -e .[eval]` and `apt-get install ffmpeg`") from None
@@ -271,7 +273,7 @@ class MusdbCorpus(Corpus):
         self.mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
         if not self.mus.tracks:
             raise DatasetError(f"no MUSDB18 tracks found under {root}/{subset}")
-        self.subset = subset
+        self.subset, self.museval = subset, museval
 
     def __len__(self) -> int:
         return len(self.mus.tracks)
@@ -281,16 +283,12 @@ class MusdbCorpus(Corpus):
             yield Track(t.name, int(t.rate), t.audio.T.astype(np.float32),
                         {s: t.targets[s].audio.T for s in STEMS}, native=t)
 
-    estimates_folder = "estimates"
-
     def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
         return folder / self.subset / track.name / f"{stem}.wav"
 
     def score(self, track: Track, estimates: dict[str, np.ndarray], out: Path | None) -> tuple[str, dict]:
-        import museval
-
         n = track.mixture.shape[1]
-        store = museval.eval_mus_track(track.native, {s: _fit_length(estimates[s].T, n) for s in STEMS},
+        store = self.museval.eval_mus_track(track.native, {s: _fit_length(estimates[s].T, n) for s in STEMS},
                                        output_dir=str(out))
         medians = _track_medians(store)
         log.info("%s: vocals SDR %.2f, accompaniment SDR %.2f", track.name, medians[VOCALS]["SDR"],
@@ -376,9 +374,9 @@ class Dsd100Corpus(Corpus):
     """DSD100 (``Mixtures/`` and ``Sources/{Dev,Test}/<track>/``), scored as SiSEC 2016 did: BSS Eval v3
     on ``win_s`` windows with a ``hop_s`` hop, JSON per track in museval's format."""
 
-    def __init__(self, root: str | Path, subset: str = "Test", win_s: float = 30.0, hop_s: float = 15.0):
-        from .data import dsd100_tracks
+    estimates_folder = "estimates"
 
+    def __init__(self, root: str | Path, subset: str = "Test", win_s: float = 30.0, hop_s: float = 15.0):
         self.root, self.subset, self.win_s, self.hop_s = Path(root), subset, win_s, hop_s
         self.folders = dsd100_tracks(root, subset)
 
@@ -390,13 +388,11 @@ class Dsd100Corpus(Corpus):
 
         for folder in self.folders:
             mix, sr = load_audio(self.root / "Mixtures" / self.subset.split("-")[0] / folder.name / "mixture.wav")
-            src = {s: load_audio(folder / f"{s}.wav")[0] for s in ("vocals", "bass", "drums", "other")}
+            src = {s: load_audio(folder / f"{s}.wav")[0] for s in DSD100_SOURCES}
             n = mix.shape[1]
             refs = {VOCALS: _fit_length(src["vocals"].T, n).T,
-                    ACCOMPANIMENT: _fit_length((src["bass"] + src["drums"] + src["other"]).T, n).T}
+                    ACCOMPANIMENT: _fit_length(sum(src[s] for s in DSD100_SOURCES[1:]).T, n).T}
             yield Track(folder.name, sr, mix, refs)
-
-    estimates_folder = "estimates"
 
     def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
         return folder / self.subset / track.name / f"{stem}.wav"

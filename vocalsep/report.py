@@ -25,6 +25,7 @@ import numpy as np
 
 from ._atomic import atomic_path
 from .audio import open_audio
+from .choices import ACCOMPANIMENT, VOCALS
 from .errors import VocalsepError
 
 COLUMNS = 1200  # time columns of a spectrogram image, whatever the file's length
@@ -91,7 +92,7 @@ def file_figure(src: str | Path, stems: dict[str, Path], start: float = 0.0, dur
     for stem, path in stems.items():
         specs[stem] = spectrogram(path)
     rows = list(specs)
-    voc, acc = specs.get("vocals"), specs.get("accompaniment")
+    voc, acc = specs.get(VOCALS), specs.get(ACCOMPANIMENT)
     if voc is not None and acc is not None and voc[0].shape == acc[0].shape:
         specs["voice mask"] = (voc[0] / np.maximum(voc[0] + acc[0], 1e-20), voc[1], voc[2])
         rows.append("voice mask")
