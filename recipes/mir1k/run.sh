@@ -56,6 +56,6 @@ fi
 if want 6; then
   echo "stage 6: bundling the model"
   # Without the post-filter for mask-head output: better on validation and on the 80s Rock preview for this model.
-  python recipes/mir1k/package.py "$model" --name mir1k-chimera --default --no-postfilter head \
+  python recipes/mir1k/package.py "$model" --name mir1k-chimera --no-postfilter head --license "research use only (trained on MIR-1K)" \
      --description "3x256 sequence-BN BLSTM, deep clustering + mask head (Chimera), fine-tuned with speed and gain augmentation, trained on MIR-1K (abjones, amy)"
 fi
