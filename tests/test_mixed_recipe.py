@@ -118,3 +118,32 @@ def test_high_band_scores(monkeypatch):
     lowpassed = np.fft.irfft(np.fft.rfft(ref, axis=0) * (np.fft.rfftfreq(44100, 1 / 44100) < 8000)[:, None], 44100, axis=0)
     level, snr = validate.high_band_scores(ref, lowpassed, 44100)
     assert level < -100 and abs(snr) < 1e-6  # nothing above 8 kHz: the voice's top went to the accompaniment
+
+
+def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch):
+    import torch
+
+    from conftest import write_mir1k_clips
+    from vocalsep.checkpoint import load_model
+    from vocalsep.config import load_config
+    from vocalsep.train import train_phase
+
+    root = write_mir1k_clips(tmp_path / "mir1k", 3, 1.5)
+    cfg = load_config(None, [f"data_root={json.dumps(str(root))}", "arch=unet", "model.channels=2", "model.depth=2",
+                             "features.n_mels=20", "keep_epochs=true", "voice_rule_batches=1",
+                             "phases=[{chunk_frames=20, batch_size=2, steps_per_epoch=2, max_epochs=2, lr=1e-2}]"])
+    train_phase(cfg, 1, tmp_path / "exp")
+    kept = sorted((tmp_path / "exp" / "phase1" / "epochs").glob("epoch*.pt"))
+    assert [p.name for p in kept] == ["epoch001.pt", "epoch002.pt"]
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import average
+
+    out = tmp_path / "avg.pt"
+    assert average.main([str(out), *map(str, kept)]) == 0
+    a, b, avg = (load_model(p).model.state_dict() for p in (*kept, out))
+    moved = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert moved  # the two epochs differ, so the test can tell a mean from a copy
+    for k in a:
+        want = (a[k] + b[k]) / 2 if a[k].is_floating_point() else b[k]
+        assert torch.allclose(avg[k], want, atol=1e-6), k
+    assert load_model(out).training["averaged_from"] == [str(p) for p in kept]

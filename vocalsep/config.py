@@ -54,6 +54,7 @@ class TrainConfig:
     mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
     init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
     checkpoint_every: int = 50  # steps
+    keep_epochs: bool = False  # also write every epoch's weights to phaseN/epochs/ (for weight averaging)
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
     device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU
