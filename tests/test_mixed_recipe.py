@@ -130,8 +130,9 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch)
 
     root = write_mir1k_clips(tmp_path / "mir1k", 3, 1.5)
     cfg = load_config(None, [f"data_root={json.dumps(str(root))}", "arch=unet", "model.channels=2", "model.depth=2",
-                             "features.n_mels=20", "keep_epochs=true", "voice_rule_batches=1",
-                             "phases=[{chunk_frames=20, batch_size=2, steps_per_epoch=2, max_epochs=2, lr=1e-2}]"])
+                             "features.n_mels=20", "voice_rule_batches=1",
+                             "phases=[{chunk_frames=20, batch_size=2, steps_per_epoch=2, max_epochs=2, lr=1e-2, "
+                             "keep_epochs=true}]"])
     train_phase(cfg, 1, tmp_path / "exp")
     kept = sorted((tmp_path / "exp" / "phase1" / "epochs").glob("epoch*.pt"))
     assert [p.name for p in kept] == ["epoch001.pt", "epoch002.pt"]

@@ -32,6 +32,7 @@ class PhaseConfig:
     patience: int = 10  # stop after this many epochs without a better validation loss
     max_minutes: float = 0.0  # wall-clock budget for the phase (0: none)
     remix: dict = field(default_factory=dict)  # this phase's changes to the top-level [remix] settings
+    keep_epochs: bool = False  # also write every epoch's weights to phaseN/epochs/ (for weight averaging)
 
 
 @dataclass
@@ -54,7 +55,6 @@ class TrainConfig:
     mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
     init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
     checkpoint_every: int = 50  # steps
-    keep_epochs: bool = False  # also write every epoch's weights to phaseN/epochs/ (for weight averaging)
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
     device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU

@@ -314,7 +314,7 @@ class PhaseRun:
             state["best"], state["best_epoch"] = vloss, state["epoch"]
             if self.rank == 0:
                 save_model(self.best_path, self.bundle(self.model))
-        if self.cfg.keep_epochs and self.rank == 0:
+        if pc.keep_epochs and self.rank == 0:
             save_model(self.pdir / "epochs" / f"epoch{state['epoch']:03d}.pt", self.bundle(self.model))
         record = {"epoch": state["epoch"], "step": state["step"], "train_loss": train_loss,
                   "valid_loss": vloss, "best": improved, "minutes": round(state["elapsed"] / 60, 2)}
