@@ -80,7 +80,8 @@ def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones
 
     cfg = load_config(ROOT / "recipes" / "mixed" / "conf.toml")
     assert cfg.arch == "unet" and not cfg.pool and cfg.remix["pool_prob"] == 0  # the pool is an ablation
-    assert len(cfg.phases) == 3 and cfg.phases[2].lr < cfg.phases[1].lr < cfg.phases[0].lr
+    assert len(cfg.phases) == 4 and cfg.phases[2].lr < cfg.phases[1].lr < cfg.phases[0].lr
+    assert cfg.phases[3].keep_epochs and cfg.remix_for(4).pitch_prob > 0 and cfg.remix_for(3).pitch_prob == 0
     train = read_manifest(ROOT / cfg.train_set)
     valid = read_manifest(ROOT / cfg.valid_set)
     assert all(Path(c).name.split("_")[0] in ("abjones", "amy") for c in train)
