@@ -65,13 +65,17 @@ def main(argv=None) -> int:
     from vocalsep.data import load_mir1k
 
     work = Path(tempfile.mkdtemp(prefix="spleeter-yardstick-"))
-    jobs, inputs = [], {}
+    est_dir = work / "estimates"
+    # each mixture as Spleeter reads it, and where (rate, channels -- None: mono --, length) its stems go back
+    jobs, inputs, targets = [], {}, {}
     if "unseen" in args.sets:
         for clip in load_mir1k(args.data / "mir1k", args.manifest, 16000, skip_bad=False):
             inputs[clip.name] = resample(clip.voice + clip.accompaniment, 16000, RATE)[:, None].repeat(2, 1)
+            targets[clip.name] = (est_dir / "unseen" / clip.name, 16000, None, len(clip.voice))
     if "songs" in args.sets:
         for name, vocals, acc, sr in validate.produced_songs(args.data):
             inputs[name] = resample((vocals + acc).T, sr, RATE).T
+            targets[name] = (est_dir / "songs" / name, sr, vocals.shape[1], len(vocals))
     for i, (name, x) in enumerate(inputs.items()):
         (work / str(i)).mkdir()
         sf.write(work / str(i) / "mixture.wav", x, RATE, subtype="FLOAT")
@@ -82,14 +86,6 @@ def main(argv=None) -> int:
 
     # Spleeter's stems, brought back to each set's rate and channels and fitted to its length, are laid out
     # as estimates folders and scored by the same loop as vocalsep's own (``estimates_dir``).
-    est_dir = work / "estimates"
-    targets = {}
-    if "unseen" in args.sets:
-        for clip in load_mir1k(args.data / "mir1k", args.manifest, 16000, skip_bad=False):
-            targets[clip.name] = (est_dir / "unseen" / clip.name, 16000, None, len(clip.voice))
-    if "songs" in args.sets:
-        for name, vocals, acc, sr in validate.produced_songs(args.data):
-            targets[name] = (est_dir / "songs" / name, sr, vocals.shape[1], len(vocals))
     for name, (dest, rate, channels, n) in targets.items():
         dest.mkdir(parents=True)
         for stem in ("vocals", "accompaniment"):

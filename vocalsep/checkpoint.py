@@ -161,8 +161,8 @@ def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
     model.eval()
     separation = dict(obj.get("separation") or {})
     training = obj.get("training") or {}
-    if "silence_db" not in separation and "silence_db" in training:  # files written before vocalsep 0.6 kept
-        separation["silence_db"] = training["silence_db"]            # the threshold in the training summary
+    if "silence_db" not in separation and "silence_db" in training:  # older files kept the threshold
+        separation["silence_db"] = training["silence_db"]            # in their training summary
     meta = {k: obj.get(k) for k in ("vocalsep_version", "torch_version", "storage_dtype")}
     return ModelBundle(model=model, features=features, arch=obj.get("arch", ""),
                        model_kwargs=obj["model_kwargs"], voice_rule=obj.get("voice_rule"),
