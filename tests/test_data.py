@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vocalsep.data import (Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, pitch_shift, speed_change,
+from vocalsep.data import (Clip, RemixConfig, RemixSampler, _lowpass, _random_eq, _reverb, formant_shift, pitch_shift, speed_change,
                            time_stretch)
 
 
@@ -183,6 +183,41 @@ def test_time_stretch_keeps_the_pitch_and_pitch_shift_keeps_the_duration(sr):
         up = pitch_shift(tone, semitones, sr)
         assert len(up) == sr
         assert abs(_peak_hz(up[1000:-1000], sr) - 440 * 2 ** (semitones / 12)) < 8
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_formant_shift_moves_the_envelope_and_keeps_the_pitch(sr):
+    """A 220 Hz harmonic tone shaped by one formant at 1 kHz: the strongest harmonic moves with the
+    formant (1100 Hz -> 1320 Hz for a factor 1.2, 880 Hz for 1/1.2), the harmonics stay where they were."""
+    t = np.arange(sr) / sr
+    freqs = 220.0 * np.arange(1, 30)
+    x = sum((np.exp(-0.5 * ((f - 1000) / 250) ** 2) + 0.05) * np.sin(2 * np.pi * f * t) for f in freqs).astype(np.float32)
+
+    def strongest_harmonic(y):
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        return freqs[int(np.argmax(spec[np.round(freqs * len(y) / sr).astype(int)]))]
+
+    assert np.allclose(formant_shift(x, 1.0, sr), x, atol=1e-4)
+    for factor, expected in ((1.2, 1320.0), (1 / 1.2, 880.0)):
+        y = formant_shift(x, factor, sr)
+        assert y.dtype == np.float32 and len(y) == len(x)
+        assert strongest_harmonic(y) == expected
+        spec = np.abs(np.fft.rfft(y)) ** 2  # 1 s: bin = 1 Hz; the energy stays on the 220 Hz harmonics
+        near = np.zeros(len(spec), bool)
+        for f in freqs:
+            near[int(f) - 5:int(f) + 6] = True
+        assert spec[near].sum() > 0.95 * spec.sum()
+        assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)), rel=1e-3)
+
+
+def test_formant_augmentation_changes_remixed_voices_only_and_draws_nothing_when_off():
+    base = RemixConfig(original_pair_prob=0.0)
+    plain = RemixSampler(clips(), 1000, base, seed=2).sample(4)
+    again = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=0.0, formant_prob=0.0, formant_ratio=1.5), seed=2).sample(4)
+    moved = RemixSampler(clips(), 1000, RemixConfig(original_pair_prob=0.0, formant_prob=1.0), seed=2).sample(4)
+    assert all(np.array_equal(p, q) for p, q in zip(plain, again))
+    assert not np.allclose(plain[0], moved[0])
+    assert all(np.isfinite(x).all() and x.dtype == np.float32 for x in moved)
 
 
 def test_pitch_augmentation_changes_remixed_voices_only():

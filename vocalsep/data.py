@@ -109,6 +109,8 @@ class RemixConfig:
     reverb_seconds: tuple[float, float] = (0.3, 2.0)  # its decay time (RT60) range
     pitch_prob: float = 0.0  # chance that a remixed voice is pitch-shifted with its tempo kept (phase vocoder + resampling)
     pitch_semitones: float = 3.0  # its shift drawn from +-this many semitones
+    formant_prob: float = 0.0  # chance that a remixed voice's spectral envelope is moved with its pitch kept (another vocal tract)
+    formant_ratio: float = 1.2  # its frequency factor drawn log-uniformly from [1/this, this]
     pool_prob: float = 0.0  # chance that an example's accompaniment comes from the instrumental pool (if given)
 
 
@@ -157,6 +159,9 @@ class RemixSampler:
                 a = self._crop_speed(self.clips[j].accompaniment, rng)
                 if cfg.pitch_prob and rng.random() < cfg.pitch_prob:  # no draws when off
                     v = pitch_shift(v, rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones), self.sample_rate)
+                if cfg.formant_prob and rng.random() < cfg.formant_prob:
+                    r = np.log(cfg.formant_ratio)
+                    v = formant_shift(v, float(np.exp(rng.uniform(-r, r))), self.sample_rate)
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
             v = v * (gv / self.voice_rms[i])
             if self.pool and cfg.pool_prob and rng.random() < cfg.pool_prob:
@@ -246,6 +251,31 @@ def pitch_shift(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np
     :func:`speed_change`)."""
     ratio = 2.0 ** (semitones / 12)
     return speed_change(time_stretch(x, int(round(len(x) * ratio)), sample_rate), len(x))
+
+
+def formant_shift(x: np.ndarray, factor: float, sample_rate: int = 16000) -> np.ndarray:
+    """``x`` with its spectral envelope (formants) moved ``factor`` times up in frequency and its pitch
+    kept, as from a shorter (``factor`` > 1) or longer vocal tract. Per STFT frame (about 32 ms window,
+    quarter hop) the log magnitude is split into a smooth envelope (cepstrum liftered below 1.5 ms, so
+    below the period of any sung pitch under 660 Hz) and the harmonic fine structure; the envelope is
+    resampled on the frequency axis and the frame rebuilt with its own phase. The RMS level is kept."""
+    import torch
+
+    from .features import istft, stft
+
+    n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
+    hop = n_fft // 4
+    spec = stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy()  # (frames, bins)
+    log_mag = np.log(np.abs(spec) + 1e-7)
+    cep = np.fft.irfft(log_mag, n_fft, axis=1)
+    cut = max(int(0.0015 * sample_rate), 2)
+    cep[:, cut:n_fft - cut + 1] = 0.0
+    env = np.fft.rfft(cep, n_fft, axis=1).real
+    bins = np.arange(spec.shape[1], dtype=np.float64)
+    moved = np.stack([np.interp(bins / factor, bins, e) for e in env])  # what was at f is now at f*factor
+    out = np.exp(log_mag - env + moved) * np.exp(1j * np.angle(spec))
+    y = istft(torch.from_numpy(out.astype(np.complex64))[None], n_fft, hop, len(x))[0].numpy()
+    return (y * (_rms(x) / _rms(y))).astype(np.float32)
 
 
 def _random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
