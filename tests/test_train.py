@@ -103,6 +103,8 @@ def test_a_phase_changes_the_remix_settings_for_itself_only():
         load_config(None, ["phases=[{max_epochs=1}, {remix={sped_prob=0.5}}]"])
     with pytest.raises(ConfigError, match="phases.0.remix.speed_prob must be"):
         load_config(None, ["phases=[{remix={speed_prob=1.5}}]"])
+    with pytest.raises(ConfigError, match="remix.formant_ratio must be"):
+        load_config(None, ["remix.formant_ratio=0.8"])
 
 
 def test_recipe_config_parses():

@@ -137,7 +137,7 @@ _RANGES = {"seed": (0, 2**32 - 1, False), "grad_clip": (0, None, False), "silenc
            "mask_weight": (0, None, False), "checkpoint_every": (1, None, False), "voice_rule_batches": (1, 10_000, False),
            "threads": (0, 1024, False), "chunk_frames": (2, 100_000, False), "batch_size": (1, 4096, False),
            "steps_per_epoch": (1, None, False), "max_epochs": (1, None, False), "lr": (0, 10, True),
-           "patience": (1, None, False), "max_minutes": (0, None, False)}
+           "patience": (1, None, False), "max_minutes": (0, None, False), "formant_ratio": (1, 4, False)}
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 DATASETS = ("mir1k", "musdb", "musdb-wav", "dsd100")
 
