@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -225,6 +226,29 @@ def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
     bundle = load_model(train_phase(chimera, 1, tmp_path / "chimera"))
     assert bundle.model.heads == ("embedding", "mask")
     assert bundle.training["curriculum"][-1]["init_from"] == str(first)
+
+
+def test_init_from_a_model_with_another_stft_recomputes_the_input_statistics(tmp_path, clips):
+    """Fine-tuning onto a longer STFT window: the weights carry over (as many mel bands), the per-band
+    input statistics are those of the new features, and the file's own analysis is kept in the history."""
+    from vocalsep.data import load_clips
+    from vocalsep.train import FeatureExtractor, feature_stats
+
+    cfg = tiny_config(clips)
+    cfg.phases = cfg.phases[:1]
+    first = train_phase(cfg, 1, tmp_path / "short")
+    longer = tiny_config(clips, init_from=json.dumps(str(first)), **{"features.n_fft": 1024})
+    longer.phases = [dataclasses.replace(longer.phases[0], max_epochs=1, lr=1e-12)]
+    bundle = load_model(train_phase(longer, 1, tmp_path / "long"))
+    assert bundle.features.n_fft == 1024
+    fx = FeatureExtractor(bundle.features, longer.silence_db)
+    mean, std = feature_stats(load_clips("mir1k", clips, longer.train_set, 16000), fx)
+    state, src = bundle.model.state_dict(), load_model(first).model.state_dict()
+    assert torch.allclose(state["feature_mean"], mean) and torch.allclose(state["feature_std"], std)
+    assert not torch.allclose(src["feature_mean"], mean)
+    assert bundle.training["curriculum"][-1]["init_features"]["n_fft"] == 512
+    with pytest.raises(ConfigError, match="20 mel bands and this config has 24"):
+        train_phase(tiny_config(clips, init_from=json.dumps(str(first)), **{"features.n_mels": 24}), 1, tmp_path / "x")
 
 
 def test_ratio_mask_target_is_the_voices_share_of_each_band():

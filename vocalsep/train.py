@@ -211,7 +211,8 @@ class PhaseRun:
         phases: the previous phase's best. Returns the summaries of the phases this one continues."""
         if self.phase == 1:
             if self.cfg.init_from and not self.last.is_file():
-                return init_from_file(self.model, self.cfg.init_from)
+                return init_from_file(self.model, self.cfg.init_from, self.fcfg,
+                                      lambda: feature_stats(self.train_clips, self.fx))
             if not self.last.is_file():  # a resumed run gets its statistics back with the weights
                 self.model.set_feature_stats(*feature_stats(self.train_clips, self.fx))
             return []
@@ -348,10 +349,20 @@ class PhaseRun:
         barrier(self.world)
 
 
-def init_from_file(model: torch.nn.Module, path: str | Path) -> list[dict]:
+def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureConfig | None = None,
+                   stats=None) -> list[dict]:
     """Copy a model file's weights into ``model`` (the same network, possibly with extra heads, which
-    keep their fresh initialisation); returns the file's training history, to continue it."""
+    keep their fresh initialisation); returns the file's training history, to continue it.
+
+    ``features`` is this run's analysis. Where it differs from the file's (a longer STFT window, say)
+    with as many mel bands, the weights still fit: they are copied and the per-band input statistics
+    replaced by ``stats()`` (mean, std) of the new features; the history records the file's analysis.
+    """
     src = load_model(path)
+    changed = features is not None and features != src.features
+    if changed and features.n_mels != src.features.n_mels:
+        raise ConfigError(f"init_from={path}: it was trained on {src.features.n_mels} mel bands and this config "
+                          f"has {features.n_mels}; start from a model with as many bands")
     try:
         missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
     except RuntimeError as exc:  # same names, other sizes
@@ -361,8 +372,17 @@ def init_from_file(model: torch.nn.Module, path: str | Path) -> list[dict]:
     if unexpected or fresh or len(missing) == len(model.state_dict()):
         raise ConfigError(f"init_from={path}: its network does not match this config's "
                           f"(unexpected {sorted(unexpected)[:3]}, missing {sorted(fresh)[:3]})")
-    return src.training.get("curriculum", []) + [
-        {**{k: v for k, v in src.training.items() if k != "curriculum"}, "init_from": str(path)}]
+    entry = {**{k: v for k, v in src.training.items() if k != "curriculum"}, "init_from": str(path)}
+    if changed:
+        if stats is None:
+            raise ConfigError(f"init_from={path}: its features differ from this config's and no statistics "
+                              "of the new features were given")
+        model.set_feature_stats(*stats())
+        entry["init_features"] = src.features.to_dict()
+        log.info("init_from %s: analysis changed (%s), input statistics recomputed", path,
+                 ", ".join(f"{k} {v} -> {getattr(features, k)}" for k, v in src.features.to_dict().items()
+                           if getattr(features, k) != v))
+    return src.training.get("curriculum", []) + [entry]
 
 
 def _device(name: str) -> torch.device:
