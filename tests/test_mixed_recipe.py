@@ -82,6 +82,10 @@ def test_recipe_config_trains_on_the_training_singers_and_selects_on_unseen_ones
     assert cfg.arch == "unet" and not cfg.pool and cfg.remix["pool_prob"] == 0  # the pool is an ablation
     assert len(cfg.phases) == 4 and cfg.phases[2].lr < cfg.phases[1].lr < cfg.phases[0].lr
     assert cfg.phases[3].keep_epochs and cfg.remix_for(4).pitch_prob > 0 and cfg.remix_for(3).pitch_prob == 0
+    fine = load_config(ROOT / "recipes" / "mixed" / "conf_1024.toml")  # phase 4's average on a longer STFT
+    assert fine.features == {**cfg.features, "n_fft": 1024} and fine.model == cfg.model and fine.arch == cfg.arch
+    assert fine.remix_for(1) == cfg.remix_for(4) and fine.phases[0].keep_epochs
+    assert (fine.train_set, fine.valid_set) == (cfg.train_set, cfg.valid_set)
     train = read_manifest(ROOT / cfg.train_set)
     valid = read_manifest(ROOT / cfg.valid_set)
     assert all(Path(c).name.split("_")[0] in ("abjones", "amy") for c in train)
@@ -149,3 +153,35 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch)
         want = (a[k] + b[k]) / 2 if a[k].is_floating_point() else b[k]
         assert torch.allclose(avg[k], want, atol=1e-6), k
     assert load_model(out).training["averaged_from"] == [str(p) for p in kept]
+
+
+def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_path):
+    """Stage 1 of recipes/mixed/run.sh end to end on generated clips with a tiny network: conf.toml's
+    four phases, the average of phase 4's kept epochs, two seeds of conf_1024.toml started from it,
+    and the average of both seeds' epochs as the model stage 2 scores."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import write_mir1k_clips
+    from vocalsep.checkpoint import load_model
+
+    write_mir1k_clips(tmp_path / "mir1k", 3, 1.0)
+    phase = "{chunk_frames=24, batch_size=2, steps_per_epoch=1, max_epochs=2, lr=1e-3, keep_epochs=true}"
+    tiny = ["model.channels=2", "model.depth=2", "model.kernel=3", "features.n_mels=24", 'train_set=""',
+            'valid_set=""', f"phases=[{phase}, {phase}, {phase}, {phase}]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    proc = subprocess.run(["bash", str(ROOT / "recipes" / "mixed" / "run.sh"), "--stop-stage", "1", "--data",
+                           str(tmp_path / "mir1k"), "--exp-root", str(tmp_path / "exp"),
+                           *[a for s in tiny for a in ("--set", s)]],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run = tmp_path / "exp" / "mixed_unet"
+    phase4 = load_model(run / "train" / "phase4" / "average.pt")
+    assert phase4.features.n_fft == 512 and len(phase4.training["averaged_from"]) == 1  # 2 epochs: the last
+    model = load_model(run / "train1024" / "average.pt")
+    assert model.features.n_fft == 1024 and model.features.n_mels == 24
+    sources = model.training["averaged_from"]
+    assert len(sources) == 2 and "seed1" in sources[0] and "seed2" in sources[1]
+    assert model.training["curriculum"][-1]["init_from"].endswith("phase4/average.pt")

@@ -2,37 +2,48 @@
 # Mixed recipe: trains vocalsep's default model, the U-Net mask network (mir1k-unet), on MIR-1K's
 # training singers over MIR-1K accompaniments (a produced instrumental pool is an ablation: stage 0).
 #
-#   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--set key=value]...
+#   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--exp-root DIR] [--set key=value]...
 #
 # Stages: 0 fetch, screen and convert the instrumental pool (recipes/mixed/prepare_pool.py; only the
 #           pool ablation trains on it: --set pool=... as conf.toml says),
 #         1 train the U-Net (conf.toml: 256-frame chunks, speed augmentation; phase 1 from scratch,
 #           phases 2 and 3 from the previous best at lr 3e-4, then 1e-4, checkpoints chosen on the unseen
 #           singers; phase 4 from phase 3's best at lr 1e-4 with pitch, reverb and EQ augmentation of the
-#           voice, every epoch kept), then average phase 4's weights from its 14th epoch to its last,
+#           voice, every epoch kept), then average phase 4's weights from its 14th epoch to its last;
+#           then fine-tune that average on a 1024-point STFT (conf_1024.toml) for two seeds, every epoch
+#           kept, and average the epochs of both runs from the 5th on,
 #         2 score on the generalisation validation sets (recipes/mixed/validate.py),
 #         3 bundle the model into the package and make it the default.
-# Everything a run makes goes under exp/<tag>/. Re-running a training stage resumes it.
+# Everything a run makes goes under <exp-root>/<tag>/ (exp/mixed_unet/). Re-running a training stage resumes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=2; tag=mixed_unet; data=../shared/data/mir1k; sets=()
+stage=1; stop_stage=2; tag=mixed_unet; data=../shared/data/mir1k; exp_root=exp; sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
     --stop-stage) stop_stage=$2; shift 2;;
     --tag) tag=$2; shift 2;;
     --data) data=$2; shift 2;;
+    --exp-root) exp_root=$2; shift 2;;
     --set) sets+=(--set "$2"); shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 conf=recipes/mixed/conf.toml
-exp=exp/$tag
+exp=$exp_root/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
 source recipes/lib.sh
-model=$exp/train/phase4/average.pt
+# the epoch files of a phase that kept them, from the $2-th on (only the last when it has fewer)
+epochs_from() {
+  local files=("$1"/epoch*.pt)
+  local n=${#files[@]}
+  local k=$(( $2 <= n ? $2 : n ))
+  printf '%s\n' "${files[@]:k-1}"
+}
+phase4=$exp/train/phase4/average.pt
+model=$exp/train1024/average.pt
 
 if want 0; then
   echo "stage 0: the instrumental pool"
@@ -42,7 +53,14 @@ if want 1; then
   echo "stage 1: training the U-Net"
   vs train -c "$conf" -o "$exp/train" --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
   # the validation loss stops falling after about 13 epochs of phase 4; the mean of the rest beat its best epoch
-  mapfile -t kept < <(ls "$exp"/train/phase4/epochs/epoch*.pt | tail -n +14)
+  mapfile -t kept < <(epochs_from "$exp/train/phase4/epochs" 14)
+  python recipes/mixed/average.py "$phase4" "${kept[@]}"
+  kept=()
+  for seed in 1 2; do
+    vs train -c recipes/mixed/conf_1024.toml -o "$exp/train1024/seed$seed" --set seed=$seed \
+       --set init_from="$phase4" --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+    mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$exp/train1024/seed$seed/phase1/epochs" 5)
+  done
   python recipes/mixed/average.py "$model" "${kept[@]}"
 fi
 if want 2; then
