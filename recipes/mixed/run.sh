@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mixed recipe: trains vocalsep's default model, the U-Net mask network (mir1k-unet), on MIR-1K's
+# Mixed recipe: trains vocalsep's default model, the U-Net mask network (mir1k-unet1024), on MIR-1K's
 # training singers over MIR-1K accompaniments (a produced instrumental pool is an ablation: stage 0).
 #
 #   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--exp-root DIR] [--set key=value]...
@@ -11,7 +11,7 @@
 #           singers; phase 4 from phase 3's best at lr 1e-4 with pitch, reverb and EQ augmentation of the
 #           voice, every epoch kept), then average phase 4's weights from its 14th epoch to its last;
 #           then fine-tune that average on a 1024-point STFT (conf_1024.toml) for two seeds, every epoch
-#           kept, and average the epochs of both runs from the 5th on,
+#           kept, and average the epochs of both runs from the 10th on,
 #         2 score on the generalisation validation sets (recipes/mixed/validate.py),
 #         3 bundle the model into the package and make it the default.
 # Everything a run makes goes under <exp-root>/<tag>/ (exp/mixed_unet/). Re-running a training stage resumes it.
@@ -59,7 +59,7 @@ if want 1; then
   for seed in 1 2; do
     vs train -c recipes/mixed/conf_1024.toml -o "$exp/train1024/seed$seed" --set seed=$seed \
        --set init_from="$phase4" --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-    mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$exp/train1024/seed$seed/phase1/epochs" 5)
+    mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$exp/train1024/seed$seed/phase1/epochs" 10)
   done
   python recipes/mixed/average.py "$model" "${kept[@]}"
 fi
@@ -69,7 +69,7 @@ if want 2; then
 fi
 if want 3; then
   echo "stage 3: bundling the model"
-  python recipes/mir1k/package.py "$model" --name mir1k-unet --default \
-     --description "U-Net mask network (5 levels, 16-256 channels) trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments, fine-tuned with pitch, reverb and EQ augmentation of the voice (weights averaged over 25 epochs)" \
+  python recipes/mir1k/package.py "$model" --name mir1k-unet1024 --default \
+     --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
 fi
