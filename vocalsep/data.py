@@ -220,17 +220,32 @@ def speed_change(x: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
+def _short_time(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int, int]:
+    """The STFT the waveform augmentations work on: a window of about 32 ms at ``sample_rate`` (512
+    points at 16 kHz), a quarter-window hop. Returns (spec (frames, bins) complex, n_fft, hop)."""
+    import torch
+
+    from .features import stft
+
+    n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
+    hop = n_fft // 4
+    return stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy(), n_fft, hop
+
+
+def _inverse_short_time(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    """Inverse of :func:`_short_time`, ``length`` samples."""
+    import torch
+
+    from .features import istft
+
+    return istft(torch.from_numpy(spec.astype(np.complex64))[None], n_fft, hop, length)[0].numpy()
+
+
 def time_stretch(x: np.ndarray, length: int, sample_rate: int = 16000) -> np.ndarray:
     """``x`` played faster or slower to last ``length`` samples, pitch unchanged: a phase vocoder
     (magnitudes interpolated between analysis frames, phases advanced by each bin's measured frequency)
     with a window of about 32 ms at ``sample_rate`` (512 points at 16 kHz) and a quarter-window hop."""
-    import torch
-
-    from .features import istft, stft
-
-    n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
-    hop = n_fft // 4
-    spec = stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy()  # (frames, bins)
+    spec, n_fft, hop = _short_time(x, sample_rate)
     n_out = max(int(np.ceil(length / hop)) + 1, 2)
     steps = np.linspace(0, spec.shape[0] - 1, n_out)
     lo = np.minimum(steps.astype(int), spec.shape[0] - 2) if spec.shape[0] > 1 else np.zeros(n_out, int)
@@ -241,8 +256,7 @@ def time_stretch(x: np.ndarray, length: int, sample_rate: int = 16000) -> np.nda
     dphi = np.angle(spec[hi]) - np.angle(spec[lo]) - expected
     dphi -= 2 * np.pi * np.round(dphi / (2 * np.pi))
     phase = np.angle(spec[0]) + np.concatenate([np.zeros((1, spec.shape[1])), np.cumsum(expected + dphi, 0)[:-1]])
-    out = torch.from_numpy((mag * np.exp(1j * phase)).astype(np.complex64))[None]
-    return istft(out, n_fft, hop, length)[0].numpy()
+    return _inverse_short_time(mag * np.exp(1j * phase), n_fft, hop, length)
 
 
 def pitch_shift(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np.ndarray:
@@ -259,22 +273,17 @@ def formant_shift(x: np.ndarray, factor: float, sample_rate: int = 16000) -> np.
     quarter hop) the log magnitude is split into a smooth envelope (cepstrum liftered below 1.5 ms, so
     below the period of any sung pitch under 660 Hz) and the harmonic fine structure; the envelope is
     resampled on the frequency axis and the frame rebuilt with its own phase. The RMS level is kept."""
-    import torch
-
-    from .features import istft, stft
-
-    n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
-    hop = n_fft // 4
-    spec = stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy()  # (frames, bins)
+    spec, n_fft, hop = _short_time(x, sample_rate)
     log_mag = np.log(np.abs(spec) + 1e-7)
     cep = np.fft.irfft(log_mag, n_fft, axis=1)
     cut = max(int(0.0015 * sample_rate), 2)
     cep[:, cut:n_fft - cut + 1] = 0.0
     env = np.fft.rfft(cep, n_fft, axis=1).real
-    bins = np.arange(spec.shape[1], dtype=np.float64)
-    moved = np.stack([np.interp(bins / factor, bins, e) for e in env])  # what was at f is now at f*factor
-    out = np.exp(log_mag - env + moved) * np.exp(1j * np.angle(spec))
-    y = istft(torch.from_numpy(out.astype(np.complex64))[None], n_fft, hop, len(x))[0].numpy()
+    pos = np.minimum(np.arange(spec.shape[1]) / factor, spec.shape[1] - 1)  # what was at f is now at f*factor
+    lo = np.minimum(pos.astype(int), spec.shape[1] - 2)
+    frac = pos - lo
+    moved = env[:, lo] * (1 - frac) + env[:, lo + 1] * frac  # linear interpolation, all frames at once
+    y = _inverse_short_time(np.exp(log_mag - env + moved) * np.exp(1j * np.angle(spec)), n_fft, hop, len(x))
     return (y * (_rms(x) / _rms(y))).astype(np.float32)
 
 
