@@ -48,6 +48,8 @@ class TrainConfig:
     remix: dict = field(default_factory=dict)
     pool: str = ""  # manifest of accompaniment-only tracks (remix.pool_prob draws from them); empty: none
     pool_root: str = ""  # the folder the pool manifest's paths are relative to
+    voices: str = ""  # manifest of voice-only tracks (remix.voice_weights weighs their sources); empty: none
+    voices_root: str = ""  # the folder the voice manifest's paths are relative to
     optimizer: str = "rmsprop"
     grad_clip: float = 5.0
     silence_db: float = SILENCE_DB  # bins more than this far below an example's loudest bin are left out of the loss

@@ -8,7 +8,7 @@ the model's sample rate; features are computed from the batch in :mod:`vocalsep.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,9 @@ class RemixConfig:
     formant_prob: float = 0.0  # chance that a remixed voice's spectral envelope is moved with its pitch kept (another vocal tract)
     formant_ratio: float = 1.2  # its frequency factor drawn log-uniformly from [1/this, this]
     pool_prob: float = 0.0  # chance that an example's accompaniment comes from the instrumental pool (if given)
+    # with a voice manifest (``voices``): how often each source gives a remixed example's voice, relative
+    # to the others; ``mir1k`` is the training clips' own voices. Unlisted sources weigh 1, speech 0.
+    voice_weights: dict = field(default_factory=dict)
 
 
 class RemixSampler:
@@ -123,13 +126,16 @@ class RemixSampler:
     """
 
     def __init__(self, clips: list[Clip], length: int, cfg: RemixConfig | None = None, seed: int = 0,
-                 pool: list[np.ndarray] | None = None, sample_rate: int = 16000):
+                 pool: list[np.ndarray] | None = None, sample_rate: int = 16000,
+                 voices: dict[str, list[np.ndarray]] | None = None):
         if not clips:
             raise DatasetError("no clips to sample from")
         self.clips, self.length, self.cfg, self.sample_rate = clips, length, cfg or RemixConfig(), sample_rate
         self.pool = pool or []
-        lengths = np.array([len(t) for t in self.pool], np.float64)
-        self.pool_p = lengths / lengths.sum() if self.pool else None  # tracks drawn by duration
+        self.pool_p = _by_duration(self.pool)  # tracks drawn by duration
+        self.voices = {k: v for k, v in (voices or {}).items() if v}
+        self.voice_p = {k: _by_duration(v) for k, v in self.voices.items()}
+        self.voice_sources, self.source_p = voice_source_weights(self.cfg.voice_weights, self.voices)
         self.rng = np.random.default_rng(seed)
         self.voice_rms = [_rms(c.voice) for c in clips]
         self.acc_rms = [_rms(c.accompaniment) for c in clips]
@@ -147,6 +153,7 @@ class RemixSampler:
         accs = np.empty_like(voices)
         for b in range(batch_size):
             i = int(rng.integers(n))
+            v_rms = self.voice_rms[i]
             if rng.random() < cfg.original_pair_prob:
                 j = i
                 clip_len = len(self.clips[i].voice)
@@ -155,7 +162,13 @@ class RemixSampler:
                 a = _crop(self.clips[j].accompaniment, self.length, rng, start)
             else:
                 j = int(rng.integers(n))
-                v = self._crop_speed(self.clips[i].voice, rng)
+                source = MIR1K_SOURCE if not self.voices else self.voice_sources[
+                    int(rng.choice(len(self.voice_sources), p=self.source_p))]  # no draws without voices
+                if source == MIR1K_SOURCE:
+                    v = self._crop_speed(self.clips[i].voice, rng)
+                else:
+                    v = self._track_crop(self.voices[source], self.voice_p[source], rng)
+                    v_rms = _rms(v)  # a long track's level varies: the crop's own level
                 a = self._crop_speed(self.clips[j].accompaniment, rng)
                 if cfg.pitch_prob and rng.random() < cfg.pitch_prob:  # no draws when off
                     v = pitch_shift(v, rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones), self.sample_rate)
@@ -163,7 +176,7 @@ class RemixSampler:
                     r = np.log(cfg.formant_ratio)
                     v = formant_shift(v, float(np.exp(rng.uniform(-r, r))), self.sample_rate)
             gv, ga = 10 ** (rng.uniform(-cfg.source_gain_db, cfg.source_gain_db, 2) / 20)
-            v = v * (gv / self.voice_rms[i])
+            v = v * (gv / v_rms)
             if self.pool and cfg.pool_prob and rng.random() < cfg.pool_prob:
                 a = self._pool_crop(rng)
                 a = a * (ga / _rms(a))  # a long track's level varies: the crop's own level, not the track's
@@ -188,14 +201,18 @@ class RemixSampler:
             voices[b], accs[b] = v * level, a * level
         return voices, accs
 
-    def _pool_crop(self, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-        """A crop of a pool track (drawn by duration) that is not near-silent (a track's quiet intro or
-        ending); after ``tries`` silent crops the last one is used."""
+    def _pool_crop(self, rng: np.random.Generator) -> np.ndarray:
+        return self._track_crop(self.pool, self.pool_p, rng)
+
+    def _track_crop(self, tracks: list[np.ndarray], p: np.ndarray, rng: np.random.Generator,
+                    tries: int = 8) -> np.ndarray:
+        """A crop of one of ``tracks`` (drawn with probabilities ``p``) that is not near-silent (a
+        track's quiet intro or ending, a singer's pause); after ``tries`` silent crops the last one is used."""
         for _ in range(tries):
-            a = self._crop_speed(self.pool[int(rng.choice(len(self.pool), p=self.pool_p))], rng)
-            if _rms(a) > 1e-3:
+            x = self._crop_speed(tracks[int(rng.choice(len(tracks), p=p))], rng)
+            if _rms(x) > 1e-3:
                 break
-        return a
+        return x
 
     def _crop_speed(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random crop, resampled with probability ``speed_prob`` to sound up to ``speed_semitones``
@@ -205,6 +222,31 @@ class RemixSampler:
             return _crop(x, self.length, rng)
         ratio = 2.0 ** (rng.uniform(-cfg.speed_semitones, cfg.speed_semitones) / 12)
         return speed_change(_crop(x, int(round(self.length * ratio)), rng), self.length)
+
+
+MIR1K_SOURCE = "mir1k"  # in voice_weights: the training clips' own voices
+SPEECH_SOURCE = "speech"  # the voice manifest's spoken clips, whatever their source (weight 0 unless set)
+
+
+def _by_duration(tracks: list[np.ndarray]) -> np.ndarray | None:
+    lengths = np.array([len(t) for t in tracks], np.float64)
+    return lengths / lengths.sum() if tracks else None
+
+
+def voice_source_weights(weights: dict, voices: dict) -> tuple[list[str], np.ndarray]:
+    """The voice sources (the training clips first) and the chance that each gives a remixed voice."""
+    sources = [MIR1K_SOURCE] + sorted(voices)
+    unknown = set(weights) - set(sources) - {SPEECH_SOURCE}
+    if unknown:
+        raise DatasetError(f"remix.voice_weights names {sorted(unknown)}, which the voice manifest does not "
+                           f"have; its sources: {', '.join(sources)}")
+    for k, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+            raise DatasetError(f"remix.voice_weights.{k} must be a number >= 0, got {w!r}")
+    w = np.array([float(weights.get(s, 0.0 if s == SPEECH_SOURCE else 1.0)) for s in sources])
+    if w.sum() <= 0:
+        raise DatasetError("remix.voice_weights gives every voice source weight 0")
+    return sources, w / w.sum()
 
 
 def speed_change(x: np.ndarray, length: int) -> np.ndarray:
@@ -344,6 +386,40 @@ def load_pool(manifest: str | Path, root: str | Path, sample_rate: int = 16000) 
                                "to fetch and convert the pool") from None
         tracks.append(_mono_at(audio, sr, sample_rate))
     return tracks
+
+
+def load_voices(manifest: str | Path, root: str | Path, sample_rate: int = 16000,
+                split: str = "train") -> dict[str, list[np.ndarray]]:
+    """Voice-only tracks listed in a tab-separated manifest (as ``recipes/mixed/prepare_voices.py``
+    writes it: ``path`` relative to ``root``, ``source``, ``kind``, ``split``), mono at ``sample_rate``,
+    grouped by source; only the rows of ``split`` (held-out singers are never loaded for training).
+    Spoken clips (``kind`` speech) form one source, ``speech``."""
+    import csv
+
+    manifest, root = Path(manifest), Path(root)
+    if not manifest.is_file():
+        raise DatasetError(f"voice manifest {manifest} not found")
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    need = {"path", "source", "kind", "split"}
+    if not rows or not need <= set(rows[0]):
+        raise DatasetError(f"voice manifest {manifest} has no rows with columns {', '.join(sorted(need))}")
+    out: dict[str, list[np.ndarray]] = {}
+    for r in rows:
+        if r["split"] != split:
+            continue
+        try:
+            audio, sr = load_audio(root / r["path"])
+        except AudioError as exc:
+            raise DatasetError(f"voice track {root / r['path']}: {exc}; run recipes/mixed/prepare_voices.py "
+                               "to select and convert the voices") from None
+        key = SPEECH_SOURCE if r["kind"] == "speech" else r["source"]
+        if key == MIR1K_SOURCE:
+            raise DatasetError(f"voice manifest {manifest}: source name {MIR1K_SOURCE!r} is reserved for the training clips")
+        out.setdefault(key, []).append(_mono_at(audio, sr, sample_rate))
+    if not out:
+        raise DatasetError(f"voice manifest {manifest} has no {split!r} rows")
+    return out
 
 
 def fixed_chunks(clips: list[Clip], length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import torch
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
 from .choices import ACCOMPANIMENT, VOCALS
 from .config import MASK_TARGETS, ConfigError, TrainConfig
-from .data import RemixSampler, fixed_chunks, load_clips, load_pool
+from .data import RemixSampler, fixed_chunks, load_clips, load_pool, load_voices
 from .distributed import barrier, from_rank0, gather, init_distributed
 from .errors import VocalsepError
 from .features import FeatureConfig, ideal_binary_labels, silence_weights
@@ -201,9 +201,10 @@ class PhaseRun:
         self.valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
         self.length = fcfg.samples_for_frames(self.pc.chunk_frames)
         pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
+        self.voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate) if cfg.voices else None
         self.sampler = RemixSampler(self.train_clips, self.length, cfg.remix_for(self.phase),
                                     seed=cfg.seed * 1000 + self.phase + 7919 * self.rank, pool=pool,
-                                    sample_rate=fcfg.sample_rate)
+                                    sample_rate=fcfg.sample_rate, voices=self.voices)
         self.valid_chunks = fixed_chunks(self.valid_clips or self.train_clips[:8], self.length)
 
     def _initial_weights(self) -> list[dict]:
@@ -339,7 +340,8 @@ class PhaseRun:
         if not self.state.get("finalised") and self.rank == 0:
             best = load_model(self.best_path).model.to(self.device)
             rule_sampler = RemixSampler(self.train_clips, self.length, self.cfg.remix_for(self.phase),
-                                        seed=self.cfg.seed + 77, sample_rate=self.fcfg.sample_rate)
+                                        seed=self.cfg.seed + 77, sample_rate=self.fcfg.sample_rate,
+                                        voices=self.voices)
             rule = (estimate_voice_rule(best, rule_sampler, self.fx, self.cfg.voice_rule_batches, self.pc.batch_size)
                     if "embedding" in best.heads else None)  # mask-regression models need no rule
             save_model(self.best_path, self.bundle(best, rule))

@@ -1,7 +1,7 @@
 """Score a model on the generalisation validation sets: singers and songs it never trained on.
 
-    python recipes/mixed/validate.py [--model NAME|PATH] [--postfilter|--no-postfilter] [--sets unseen songs]
-                                     [--json FILE]
+    python recipes/mixed/validate.py [--model NAME|PATH] [--postfilter|--no-postfilter]
+                                     [--sets unseen songs heldout] [--heldout DIR] [--json FILE]
 
 * ``unseen``: MIR-1K clips of two singers outside the training split (``data/mir1k/unseen.txt``:
   khair, yifen; 109 clips), voice GNSDR / GSIR / GSAR, BSS Eval v3, 0 dB mixtures (left + right).
@@ -9,6 +9,11 @@
   on the four-stem 30 s song of ``songs/waveform-playlist-30s`` (mixture = sum of stems scaled to a
   peak of 0.99), and the two MUSDB18 previews of ``musdb18-sample`` (mixture = sum of the stems, as the
   Falcon 69 mixture stream is limited), each at its own rate and in stereo.
+* ``heldout``: the singers of the voice sources that training never loads (``prepare_voices.py``'s
+  ``HELD_OUT``: GTSinger's Russian and Italian singers, FMSing's and CoMelSinger's unseen singers,
+  vocadito, a tenth of SSVD), mixed at 0 dB over ``mir1k/unseen`` accompaniments as MIR-1K-style
+  clips under ``--heldout`` (default ``exp/voices/heldout``); scored like ``unseen``. Part of the
+  default sets when that folder exists.
 
 Validation only: these sets choose models, checkpoints and settings; nothing here is trained on.
 Data are read from ``--data`` (default ``../shared/data``). Needs the eval extras and ffmpeg.
@@ -52,14 +57,15 @@ def high_band_scores(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float = 
     return float(10 * np.log10(np.sum(np.abs(e) ** 2) / p_ref)), float(10 * np.log10(p_ref / p_err))
 
 
-def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Path | None = None) -> dict:
-    """Voice GNSDR / GSIR / GSAR (BSS Eval v3, clip-length-weighted) on MIR-1K clips (mono 16 kHz,
-    mixture = left + right): ``vocalsep evaluate --mir1k``'s scoring, of ``separator`` or of the
-    estimates in ``estimates_dir/<clip>/``."""
+def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Path | None = None,
+                 root: Path | None = None, label: str = "mir1k/unseen") -> dict:
+    """Voice GNSDR / GSIR / GSAR (BSS Eval v3, clip-length-weighted) on MIR-1K-style clips (mono 16 kHz,
+    mixture = left + right) under ``root`` (default ``data/mir1k``): ``vocalsep evaluate --mir1k``'s
+    scoring, of ``separator`` or of the estimates in ``estimates_dir/<clip>/``."""
     from vocalsep.evaluate import evaluate_mir1k
 
-    s = evaluate_mir1k(separator, data / "mir1k", manifest, estimates_dir=estimates_dir)["summary"]["vocals"]
-    print(f"  mir1k/unseen       voice GNSDR {s['GNSDR']:6.2f}  GSIR {s['GSIR']:6.2f}  GSAR {s['GSAR']:6.2f}", flush=True)
+    s = evaluate_mir1k(separator, root or data / "mir1k", manifest, estimates_dir=estimates_dir)["summary"]["vocals"]
+    print(f"  {label:18s} voice GNSDR {s['GNSDR']:6.2f}  GSIR {s['GSIR']:6.2f}  GSAR {s['GSAR']:6.2f}", flush=True)
     return {k: s[k] for k in ("GNSDR", "GSIR", "GSAR")}
 
 
@@ -111,11 +117,20 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="bundled model name or model file (default: the bundled default)")
     ap.add_argument("--postfilter", default=None, action=argparse.BooleanOptionalAction)
     ap.add_argument("--high-band", default=None, help="rule for the bins above the model's band (see --help of split)")
-    ap.add_argument("--sets", nargs="+", default=["unseen", "songs"], choices=["unseen", "songs"])
+    ap.add_argument("--sets", nargs="+", default=None, choices=["unseen", "songs", "heldout"],
+                    help="default: unseen songs, and heldout when its folder exists")
     ap.add_argument("--data", default="../shared/data", type=Path)
     ap.add_argument("--manifest", default="data/mir1k/unseen.txt")
+    ap.add_argument("--heldout", default="exp/voices/heldout", type=Path,
+                    help="the held-out voices' clips (recipes/mixed/prepare_voices.py)")
     ap.add_argument("--json", default=None, type=Path, help="also write the scores here")
     args = ap.parse_args(argv)
+    manifest = args.heldout / "heldout.txt"
+    if args.sets is None:
+        args.sets = ["unseen", "songs"] + (["heldout"] if manifest.is_file() else [])
+    elif "heldout" in args.sets and not manifest.is_file():
+        print(f"error: no {manifest}; run recipes/mixed/prepare_voices.py first", file=sys.stderr)
+        return 1
 
     from vocalsep import Separator
 
@@ -129,6 +144,8 @@ def main(argv=None) -> int:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)
     if "songs" in args.sets:
         result["songs"] = score_songs(sep, args.data)
+    if "heldout" in args.sets:
+        result["heldout"] = score_unseen(sep, args.data, manifest, root=args.heldout, label="held-out voices")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
