@@ -1,5 +1,5 @@
 """vocalsep: singing-voice separation by deep clustering."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Separator", "__version__"]
 
