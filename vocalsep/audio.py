@@ -15,7 +15,7 @@ import numpy as np
 
 from ._atomic import atomic_path
 from .choices import CLIP_MODES
-from .errors import VocalsepError, check_channels, check_sample_rate
+from .errors import MAX_CHANNELS, VocalsepError, check_channels, check_number, check_sample_rate
 
 FFMPEG_SUFFIXES = {".m4a", ".mp4", ".aac", ".m4v", ".mov", ".webm", ".opus", ".wma"}
 WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
@@ -179,14 +179,45 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 _INTEGER = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
 
 
-def _write_format(path: Path, subtype: str | None) -> tuple[str, str]:
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # MPEG-1/2/2.5 layer III
+# format -> (most channels, sample formats it can hold); the one place output limits are declared
+OUTPUT_LIMITS = {"WAV": (MAX_CHANNELS, ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")),
+                 "FLAC": (8, ("PCM_16", "PCM_24")),
+                 "MP3": (2, ("MPEG_LAYER_III",))}
+_SUBTYPE_NAMES = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM (--int24)", "PCM_32": "32-bit PCM",
+                  "FLOAT": "32-bit float (--float32)", "DOUBLE": "64-bit float"}
+
+
+def check_output(path: str | Path, sample_rate: int, channels: int, subtype: str | None = None,
+                 bitrate: int = 320, mp3_quality: int = 7) -> tuple[str, str]:
+    """The (format, sample format) an output file will be written in, after checking that its format
+    can hold this rate, channel count and sample format, and the mp3 settings; a one-line
+    :class:`AudioError` naming the limit otherwise. Called before any work is done for the file."""
+    path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower().lstrip("."))
     if fmt is None:
         raise AudioError(f"{path}: cannot write {path.suffix!r} files; use one of "
                          f"{', '.join('.' + k for k in WRITE_FORMATS)}")
+    most, subtypes = OUTPUT_LIMITS[fmt]
     if fmt == "MP3":
-        return fmt, "MPEG_LAYER_III"
-    return fmt, subtype or "PCM_16"
+        if subtype is not None:
+            raise AudioError(f"{path}: {_SUBTYPE_NAMES.get(subtype, subtype)} applies to wav and flac, not mp3; "
+                             "drop it or write wav/flac")
+        subtype = "MPEG_LAYER_III"
+        check_number(bitrate, f"{path}: mp3 bitrate (kbit/s)", lo=32, hi=320, integer=True, error=AudioError)
+        check_number(mp3_quality, f"{path}: mp3 quality", lo=0, hi=9, integer=True, error=AudioError)
+        if sample_rate not in MP3_RATES:
+            raise AudioError(f"{path}: mp3 cannot hold {sample_rate} Hz audio (it takes "
+                             f"{', '.join(f'{r / 1000:g}' for r in MP3_RATES)} kHz); write wav or flac, which keep "
+                             "the rate, or resample the input first")
+    subtype = subtype or "PCM_16"
+    if subtype not in subtypes:
+        raise AudioError(f"{path}: {fmt.lower()} cannot hold {_SUBTYPE_NAMES.get(subtype, subtype)}; "
+                         f"use {' or '.join(_SUBTYPE_NAMES.get(t, t) for t in subtypes)}, or write wav")
+    if channels > most:
+        raise AudioError(f"{path}: {fmt.lower()} holds at most {most} channels and this audio has {channels}; "
+                         "write wav (up to 32 channels)")
+    return fmt, subtype
 
 
 def _exists(path: Path) -> AudioError:
@@ -213,7 +244,7 @@ class AudioOutput:
         import soundfile as sf
 
         self.path = Path(path)
-        self.fmt, self.subtype = _write_format(self.path, subtype)
+        self.fmt, self.subtype = check_output(self.path, sample_rate, channels, subtype, bitrate, mp3_quality)
         if self.path.exists() and not overwrite:
             raise _exists(self.path)
         self.sample_rate, self.channels, self.overwrite, self.bitrate = sample_rate, channels, overwrite, bitrate

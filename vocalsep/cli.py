@@ -16,6 +16,20 @@ from .choices import (CLIP_MODES, CLUSTER_METHODS, DEVICES, HIGH_BANDS, MASK_SOU
 from .errors import MAX_SOURCES
 
 
+class _Seconds(click.FloatRange):
+    """A finite number of seconds (``nan`` and ``inf`` are refused before anything is loaded)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return value
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -211,8 +225,8 @@ class _Progress:
 @click.option("--mp3-bitrate", default=320, show_default=True, type=click.IntRange(32, 320), help="mp3 bitrate, kbit/s.")
 @click.option("--mp3-quality", default=7, show_default=True, type=click.IntRange(0, 9),
               help="LAME's algorithm quality: 0 best and slowest, 9 fastest (7 encodes about twice as fast as 3).")
-@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Separate from this time (s).")
-@click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--start", default=0.0, show_default=True, type=_Seconds(min=0), help="Separate from this time (s).")
+@click.option("--duration", default=None, type=_Seconds(min=0, min_open=True),
               help="Separate this many seconds (default: to the end).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--report", is_flag=True, help="Also write OUT/report.html: players, spectrograms and the voice mask "
@@ -245,6 +259,10 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
         check_template(template)
     except VocalsepError as exc:
         raise click.BadParameter(str(exc), param_hint="--filename") from None
+    suffix = Path(template).suffix.lower().lstrip(".")
+    if "{ext}" not in template and suffix != fmt and ctx.get_parameter_source("fmt") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"--format {fmt} but --filename {template!r} writes .{suffix} files; "
+                               "end the template with .{ext}, or drop one of the two")
     subtype = "FLOAT" if float32 else "PCM_24" if int24 else None
     quiet = _quiet()
     progress = _Progress(quiet)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +12,9 @@ import numpy as np
 import torch
 
 from .apply import apply_chunked, iter_chunked
-from .audio import AudioError, AudioOutput, fit_gain, open_audio
+from .audio import AudioError, AudioOutput, check_output, fit_gain, open_audio
 from .checkpoint import ModelBundle, load_model, resolve_model
-from .choices import ACCOMPANIMENT, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
+from .choices import ACCOMPANIMENT, CLIP_MODES, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
 from .cluster import assign, fit_centroids, pick_voice_cluster, source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
 from .features import silence_weights
@@ -196,23 +197,46 @@ class Separator:
         """
         if outputs is None:
             outputs = output_paths(src, out_dir, self.stems, template=template, ext=fmt)
+        if not isinstance(src, (str, os.PathLike)):
+            raise SeparationError(f"src must be a path (str or os.PathLike), got {type(src).__name__}")
+        if not isinstance(outputs, dict):
+            raise SeparationError(f"outputs must be a dict of stem -> path, got {type(outputs).__name__}")
         unknown = set(outputs) - set(self.stems)
         if unknown or not outputs:
-            raise SeparationError(f"outputs must name some of the stems {', '.join(self.stems)}; got {sorted(outputs)}")
+            raise SeparationError(f"outputs must name some of the stems {', '.join(self.stems)}; got {sorted(map(str, outputs))}")
+        bad = [stem for stem, p in outputs.items() if not isinstance(p, (str, os.PathLike))]
+        if bad:
+            raise SeparationError(f"outputs[{bad[0]!r}] must be a path (str or os.PathLike), got {type(outputs[bad[0]]).__name__}")
+        outputs = {stem: Path(p) for stem, p in outputs.items()}
+        if len({os.path.abspath(p) for p in outputs.values()}) != len(outputs):
+            raise SeparationError("two stems have the same output path; give each stem its own file")
+        for stem, p in outputs.items():  # compared by file identity: a link or another spelling of the input counts
+            if p.exists() and Path(src).exists() and os.path.samefile(p, src):
+                raise AudioError(f"{src}: the {stem} output {p} is the input file itself; refused even with "
+                                 "--force (choose another --filename or output folder)")
         check_number(start, "start", lo=0, error=SeparationError)
         if duration is not None:
             check_number(duration, "duration", lo=0, lo_open=True, error=SeparationError)
+        check_number(bitrate, "bitrate (mp3 kbit/s)", lo=32, hi=320, integer=True, error=SeparationError)
+        check_number(mp3_quality, "mp3_quality", lo=0, hi=9, integer=True, error=SeparationError)
+        if clip not in CLIP_MODES:
+            raise SeparationError(f"clip must be one of {', '.join(CLIP_MODES)}, got {clip!r}")
         existing = [str(p) for p in outputs.values() if Path(p).exists()]
         if existing and not overwrite:
             raise AudioError(f"{src}: output {existing[0]} already exists; use --force to replace it, or another "
                              "output folder")
         with open_audio(src) as reader:
             sr = reader.sample_rate
-            first = int(round(start * sr))
-            if first >= reader.frames:
+            if start * sr >= reader.frames - 0.5:  # compared as floats: a huge start is past the end, not an overflow
                 raise AudioError(f"{src}: --start {start:g} s is past its end ({reader.frames / sr:.2f} s)")
-            length = reader.frames - first if duration is None else min(reader.frames - first, max(1, int(round(duration * sr))))
+            first = int(round(start * sr))
+            rest = reader.frames - first
+            length = rest if duration is None or duration * sr >= rest else max(1, int(round(duration * sr)))
             float_in = reader.subtype in ("FLOAT", "DOUBLE")  # float wav input keeps float wav output
+            kinds = {stem: "FLOAT" if subtype is None and float_in and Path(p).suffix.lower() == ".wav" else subtype
+                     for stem, p in outputs.items()}
+            for stem, p in outputs.items():  # every output's format limits, before any work or temp file
+                check_output(p, sr, reader.channels, kinds[stem], bitrate, mp3_quality)
 
             def read(a: int, b: int) -> np.ndarray:
                 block = reader.read(first + a, first + min(b, length))
@@ -222,10 +246,8 @@ class Separator:
             done: dict[str, Path] = {}
             try:
                 for stem in outputs:
-                    keep_float = subtype is None and float_in and Path(outputs[stem]).suffix.lower() == ".wav"
                     writers[stem] = AudioOutput(outputs[stem], sr, reader.channels, overwrite=overwrite,
-                                                subtype="FLOAT" if keep_float else subtype, bitrate=bitrate,
-                                                mp3_quality=mp3_quality)
+                                                subtype=kinds[stem], bitrate=bitrate, mp3_quality=mp3_quality)
                 for _, block in self.separate_stream(read, length, sr):
                     for stem, out in writers.items():
                         _check_output(block[stem])  # nothing non-finite is ever renamed into place
