@@ -126,19 +126,21 @@ def read_checkpoint(path: str | Path) -> dict:
         try:
             with zipfile.ZipFile(path) as z:
                 size = sum(info.file_size for info in z.infolist())
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated?): {exc}") from None
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated, or another program's "
+                                 "file); copy or download it again, or retrain it") from None
         if size > MAX_MODEL_FILE_BYTES:
             raise ModelFileError(f"{path}: refused to load: it unpacks to {size / 2**20:,.0f} MiB, above the limit "
                                  f"of {MAX_MODEL_FILE_BYTES >> 20} MiB for a model file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelFileError(f"{path}: refused to load: the file holds objects other than weights "
-                             f"and plain values ({str(exc).splitlines()[0][:120]})") from None
-    except Exception as exc:  # noqa: BLE001 -- whatever a foreign or damaged file makes torch.load raise
-        raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated?): "
-                             f"{str(exc).splitlines()[0][:120]}") from None
+    except pickle.UnpicklingError:
+        raise ModelFileError(f"{path}: refused to load: the file holds objects other than weights and plain "
+                             "values, which could run code; use a model file written by vocalsep "
+                             "(vocalsep train, or a bundled name from vocalsep models)") from None
+    except Exception:  # noqa: BLE001 -- whatever a foreign or damaged file makes torch.load raise
+        raise ModelFileError(f"{path}: not a readable model file (corrupt or truncated, "
+                             "or another program's file); copy or download it again, or retrain it") from None
 
 
 def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:

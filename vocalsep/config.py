@@ -72,16 +72,32 @@ class TrainConfig:
 
 
 def _set_dotted(d: dict, key: str, value) -> None:
+    """``d[a][b][c] = value`` for ``key = "a.b.c"``: tables are entered by name and lists (``phases``)
+    by index; a missing table is created, anything else in the way is a :class:`ConfigError`."""
     parts = key.split(".")
-    for p in parts[:-1]:
+    if not all(parts):
+        raise ConfigError(f"override key {key!r} has an empty part; write it as name.name (phases.0.lr)")
+    for depth, p in enumerate(parts):
+        here = ".".join(parts[:depth]) or "the config"
+        last = depth == len(parts) - 1
         if isinstance(d, list):
+            if not p.isdigit() or int(p) >= len(d):
+                raise ConfigError(f"override {key}: {here} is a list of {len(d)}; index it with 0 to {len(d) - 1} "
+                                  f"(e.g. {'.'.join(parts[:depth] + ['0'] + parts[depth + 1:])}), not {p!r}")
+            if last:
+                d[int(p)] = value
+                return
             d = d[int(p)]
-        else:
+        elif isinstance(d, dict):
+            if last:
+                d[p] = value
+                return
+            if p == "phases" and p not in d:
+                raise ConfigError(f"override {key}: the config has no [[phases]] to index; set the whole list "
+                                  "(phases=[{...}]) or use a config file that has them")
             d = d.setdefault(p, {})
-    if isinstance(d, list):
-        d[int(parts[-1])] = value
-    else:
-        d[parts[-1]] = value
+        else:
+            raise ConfigError(f"override {key}: {here} is a value ({d!r}), not a table; set {here} itself")
 
 
 def _parse_value(text: str):
@@ -99,7 +115,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
         if not p.is_file():
             raise ConfigError(f"config file {p} not found")
         try:
-            raw = tomllib.loads(p.read_text())
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a TOML text file (it is not UTF-8 text); pass a training config "
+                              "such as recipes/mir1k/conf.toml") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
     for item in overrides:
@@ -119,6 +138,9 @@ def config_from_dict(raw: dict) -> TrainConfig:
     phases = raw.pop("phases", None)
     cfg = TrainConfig(**raw)
     if phases is not None:
+        if not isinstance(phases, list) or not all(isinstance(ph, dict) for ph in phases):
+            raise ConfigError(f"phases must be a list of tables ([[phases]] in the file, or phases=[{{lr=1e-3}}]), "
+                              f"got {phases!r}")
         pk = {f.name for f in fields(PhaseConfig)}
         out = []
         for i, ph in enumerate(phases):

@@ -17,6 +17,7 @@ class VocalsepError(Exception):
 MIN_SAMPLE_RATE = 4_000  # Hz; below this no singing voice is left to separate
 MAX_SAMPLE_RATE = 384_000  # Hz; the highest rate of studio converters
 MAX_CHANNELS = 32
+MAX_INPUT_PEAK = 1e6  # float samples beyond this (120 dB over full scale) are not audio at a sane scale
 MAX_SOURCES = 16  # --sources N
 MAX_MODEL_PARAMETERS = 100_000_000  # the bundled models have 2.5-7 M
 MAX_MODEL_DIMENSION = 4096  # any integer model argument: layers, units, channels, depth

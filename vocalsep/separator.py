@@ -16,7 +16,7 @@ from .audio import AudioError, AudioOutput, check_output, fit_gain, open_audio
 from .checkpoint import ModelBundle, load_model, resolve_model
 from .choices import ACCOMPANIMENT, CLIP_MODES, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
 from .cluster import assign, fit_centroids, pick_voice_cluster, source_masks, voice_direction, voice_masks
-from .errors import MAX_CHANNELS, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
+from .errors import MAX_CHANNELS, MAX_INPUT_PEAK, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
 from .features import silence_weights
 from .frontend import FrontEnd
 from .masking import apply_band_masks, mel_reconstruct
@@ -283,6 +283,10 @@ class Separator:
     def _as_array(audio) -> tuple[np.ndarray, tuple | None]:
         """float32 (channels or none, samples), and for integer input (min, max, mid, half range)."""
         if isinstance(audio, torch.Tensor):
+            if audio.is_meta:
+                raise SeparationError("audio is a meta tensor, which holds no samples; pass a tensor with data")
+            if audio.layout != torch.strided:
+                raise SeparationError(f"audio is a {audio.layout} tensor; pass audio.to_dense()")
             x = audio.detach().cpu()
             x = x.float().numpy() if x.is_floating_point() and x.dtype != torch.float64 else x.numpy()
         else:
@@ -296,12 +300,17 @@ class Separator:
             raise SeparationError(f"audio must hold numbers, got dtype {x.dtype}")
         if x.ndim not in (1, 2):
             raise SeparationError(f"audio must be (samples,) or (channels, samples), got shape {x.shape}")
+        if x.ndim == 2 and x.shape[0] == 0:
+            raise SeparationError(f"audio of shape {x.shape} has no channels")
+        if x.shape[-1] == 0:
+            raise SeparationError(f"audio of shape {x.shape} has no samples")
         if x.ndim == 2 and (x.shape[0] > x.shape[1] or x.shape[0] > MAX_CHANNELS):
             raise SeparationError(f"audio of shape {x.shape} is ambiguous: vocalsep takes (channels, samples) with "
                                   f"at most {MAX_CHANNELS} channels; if it is (samples, channels), pass audio.T")
         if x.shape[-1] == 0:
             raise SeparationError("audio has no samples")
         _check_finite(x)
+        _check_level(x)
         return np.ascontiguousarray(x, np.float32), scale
 
     def _chunk_fn(self, sample_rate: int, check: bool = False):
@@ -310,6 +319,7 @@ class Separator:
         def fn(chunks: np.ndarray) -> dict[str, np.ndarray]:
             if check:
                 _check_finite(chunks)
+                _check_level(chunks)
             return self.separate_chunks(chunks, sample_rate, track)
         return fn
 
@@ -387,6 +397,13 @@ def _check_output(y: np.ndarray) -> None:
     if not np.isfinite(y).all():
         raise SeparationError("the separation produced NaN or infinite samples (a damaged model file?); "
                               "nothing was written")
+
+
+def _check_level(x: np.ndarray) -> None:
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > MAX_INPUT_PEAK:
+        raise SeparationError(f"the audio's samples reach {peak:.3g}, far beyond full scale (float audio is "
+                              "expected within about +-1); scale it down, e.g. divide it by its peak")
 
 
 def _check_finite(x: np.ndarray) -> None:

@@ -43,6 +43,33 @@ class TrainingError(VocalsepError, RuntimeError):
 _RESUME_KEYS = ("arch", "model", "features", "mask_target")
 
 
+# a last.pt: what it holds, and what its training state holds
+_LAST_KEYS = {"model": dict, "optimizer": dict, "samplers": list, "torch_rngs": list, "state": dict}
+_STATE_KEYS = {"epoch": int, "step": int, "best": (int, float), "best_epoch": int, "elapsed": (int, float),
+               "history": list}
+
+
+def check_resume_state(ck, path: Path) -> None:
+    """A training checkpoint has every entry :meth:`PhaseRun.save_last` writes, of the right kind;
+    anything else (a model file, a list, a state missing keys) is named before it is used."""
+    what = "delete it to start this phase afresh, or train into a new -o folder"
+    if isinstance(ck, dict) and "state_dict" in ck and "arch" in ck:
+        raise ConfigError(f"{path}: a model file, not a training checkpoint; {what} "
+                          "(to start from a model file, set init_from)")
+    if not isinstance(ck, dict):
+        raise ConfigError(f"{path}: not a training checkpoint (it holds a {type(ck).__name__}); {what}")
+    for table, keys in (("checkpoint", _LAST_KEYS), ("state", _STATE_KEYS)):
+        d = ck if table == "checkpoint" else ck["state"]
+        missing = sorted(k for k in keys if k not in d)
+        wrong = sorted(k for k in keys if k in d and (isinstance(d[k], bool) or not isinstance(d[k], keys[k])))
+        if missing or wrong:
+            detail = f"missing {', '.join(missing)}" if missing else f"{', '.join(wrong)} of the wrong kind"
+            raise ConfigError(f"{path}: not a complete training checkpoint ({table}: {detail}); {what}")
+    if not ck["samplers"] or len(ck["samplers"]) != len(ck["torch_rngs"]):
+        raise ConfigError(f"{path}: not a complete training checkpoint (one sampler and generator state per "
+                          f"process expected); {what}")
+
+
 def _check_resume(cfg: TrainConfig, out: Path) -> None:
     """Refuse to continue a run folder whose recorded network differs from ``cfg``'s."""
     old = out / "config.json"
@@ -52,6 +79,9 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
         recorded = json.loads(old.read_text())
     except (ValueError, OSError) as exc:
         raise ConfigError(f"{old}: unreadable ({exc}); use a new -o folder or repair it") from None
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{old}: not a run's configuration (a JSON {type(recorded).__name__}, not an object); "
+                          "use a new -o folder or remove the file")
     new = cfg.to_dict()
     diff = [k for k in _RESUME_KEYS if k in recorded and recorded[k] != new[k]]
     if diff:
@@ -228,6 +258,7 @@ class PhaseRun:
 
     def _resume(self) -> None:
         ck = read_checkpoint(self.last)
+        check_resume_state(ck, self.last)
         if len(ck["samplers"]) != self.world:
             raise ConfigError(f"{self.last} was written by {len(ck['samplers'])} processes; resume it with as many")
         try:
