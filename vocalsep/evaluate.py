@@ -135,9 +135,17 @@ def score_corpus(corpus: Corpus, separator=None, out_dir: str | Path | None = No
     out = Path(out_dir) if out_dir else None
     scores = []
     total = len(corpus)
+    if not total:
+        raise DatasetError(f"{type(corpus).__name__.replace('Corpus', '')}: no tracks to score; check the "
+                           "dataset root, subset and manifest")
     for i, track in enumerate(corpus.tracks()):
+        check_track(track)
         if estimates_dir is not None:
             est = corpus.read_estimates(Path(estimates_dir), track)
+            for stem, y in est.items():
+                if not np.isfinite(y).all():
+                    raise DatasetError(f"{track.name}: estimate {stem} has NaN or infinite samples; it cannot be "
+                                       "scored (write finite samples)")
         else:
             est = _estimate(track, separator, oracle)
             if out is not None:
@@ -270,7 +278,12 @@ class MusdbCorpus(Corpus):
         if not (root / subset).is_dir() and not is_wav:
             raise DatasetError(f"MUSDB18 root {root} has no {subset}/ folder; expected {root}/{subset}/<track>.stem.mp4 "
                                f"(or --is-wav with {root}/{subset}/<track>/{{mixture,vocals,...}}.wav)")
-        self.mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
+        try:
+            self.mus = musdb.DB(root=str(root), subsets=subset, split=split, is_wav=is_wav)
+        except Exception:  # noqa: BLE001 -- stempeg/ffprobe fail on a file that is not a stem file
+            raise DatasetError(f"{_unreadable_stem(root / subset)}: not a readable MUSDB18 track; it must be a stem "
+                               "file with five streams (mixture, drums, bass, other, vocals), or use --is-wav for "
+                               "the wav layout") from None
         if not self.mus.tracks:
             raise DatasetError(f"no MUSDB18 tracks found under {root}/{subset}")
         self.subset, self.museval = subset, museval
@@ -280,8 +293,13 @@ class MusdbCorpus(Corpus):
 
     def tracks(self) -> Iterator[Track]:
         for t in self.mus.tracks:
-            yield Track(t.name, int(t.rate), t.audio.T.astype(np.float32),
-                        {s: t.targets[s].audio.T for s in STEMS}, native=t)
+            try:
+                mix, refs = t.audio.T.astype(np.float32), {s: t.targets[s].audio.T for s in STEMS}
+            except Exception as exc:  # noqa: BLE001 -- whatever stempeg/ffmpeg raise for a file they cannot decode
+                raise DatasetError(f"{t.path}: not a readable MUSDB18 track ({type(exc).__name__}); it must be a "
+                                   "stem file with five streams (mixture, drums, bass, other, vocals), or use "
+                                   "--is-wav for the wav layout") from None
+            yield Track(t.name, int(t.rate), mix, refs, native=t)
 
     def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:
         return folder / self.subset / track.name / f"{stem}.wav"
@@ -321,6 +339,50 @@ def _write_summary(per_track: dict, subset: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _unreadable_stem(folder: Path) -> Path:
+    """The first stem file under ``folder`` that ffprobe cannot read (the folder when all can)."""
+    import subprocess
+
+    for f in sorted(folder.glob("*.stem.mp4")):
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_streams", str(f)], capture_output=True)
+        if probe.returncode != 0 or probe.stdout.count(b"[STREAM]") < 5:
+            return f
+    return folder
+
+
+def check_track(track: Track) -> None:
+    """A track is scored only when its mixture and every reference stem are there, finite, and of the
+    mixture's shape: anything else would give a score that means nothing (or NaN)."""
+    if not np.isfinite(track.mixture).all():
+        raise DatasetError(f"{track.name}: the mixture has NaN or infinite samples; it cannot be scored")
+    for stem in STEMS:
+        ref = track.references.get(stem)
+        if ref is None:
+            raise DatasetError(f"{track.name}: no {stem} reference; every track needs {' and '.join(STEMS)}")
+        if ref.shape != track.mixture.shape:
+            raise DatasetError(f"{track.name}: the {stem} reference has shape {ref.shape}, the mixture "
+                               f"{track.mixture.shape}; references must match the mixture's channels and length")
+        if not np.isfinite(ref).all():
+            raise DatasetError(f"{track.name}: the {stem} reference has NaN or infinite samples; it cannot be scored")
+
+
+def check_reference(what: str, y: np.ndarray, rate: int, channels: int, n: int, mix_rate: int) -> np.ndarray:
+    """A reference source read from disk, (channels, samples): the mixture's rate and channels, its
+    length within 0.1 s, finite samples; otherwise the track is not scored."""
+    if rate != mix_rate:
+        raise DatasetError(f"{what} is at {rate} Hz, the mixture at {mix_rate} Hz; resample the sources to the "
+                           "mixture's rate")
+    if y.shape[0] != channels:
+        raise DatasetError(f"{what} has {y.shape[0]} channel(s), the mixture {channels}; give every source the "
+                           "mixture's channels")
+    if abs(y.shape[1] - n) > max(1, mix_rate // 10):
+        raise DatasetError(f"{what} is {y.shape[1] / rate:.2f} s long, the mixture {n / mix_rate:.2f} s; every "
+                           "source must cover the mixture")
+    if not np.isfinite(y).all():
+        raise DatasetError(f"{what} has NaN or infinite samples; it cannot be scored")
+    return y
 
 
 def check_estimate(what: str, y: np.ndarray, channels: int, n: int, sample_rate: int) -> np.ndarray:
@@ -388,8 +450,13 @@ class Dsd100Corpus(Corpus):
 
         for folder in self.folders:
             mix, sr = load_audio(self.root / "Mixtures" / self.subset.split("-")[0] / folder.name / "mixture.wav")
-            src = {s: load_audio(folder / f"{s}.wav")[0] for s in DSD100_SOURCES}
-            n = mix.shape[1]
+            n, src = mix.shape[1], {}
+            for s in DSD100_SOURCES:
+                path = folder / f"{s}.wav"
+                if not path.is_file():
+                    raise DatasetError(f"{path}: missing; every DSD100 track needs {', '.join(DSD100_SOURCES)}")
+                y, rate = load_audio(path)
+                src[s] = check_reference(str(path), y, rate, mix.shape[0], n, sr)
             refs = {VOCALS: _fit_length(src["vocals"].T, n).T,
                     ACCOMPANIMENT: _fit_length(sum(src[s] for s in DSD100_SOURCES[1:]).T, n).T}
             yield Track(folder.name, sr, mix, refs)
