@@ -220,11 +220,18 @@ def test_ffmpeg_input_is_decoded_to_disk_not_memory(tmp_path):
     src = tmp_path / "a.m4a"
     sf.write(tmp_path / "a.wav", song(1.0, 44100, 2).T, 44100)
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "a.wav"), str(src)], check=True)
+    import tempfile
+
+    def decodes():
+        return [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("vocalsep-decode")]
+
+    before = decodes()
     with open_audio(src) as r:
-        assert r._temp and os.path.exists(r._temp)  # read block by block from a temp file
-        temp = r._temp
+        # read block by block from a decoded file on disk, already unlinked: a kill leaves nothing behind
+        assert os.path.exists(r._sf.name) is False and r._sf.frames >= 44100  # AAC adds priming
         assert r.read(0, 100).shape == (2, 100)
-    assert not os.path.exists(temp)
+        assert decodes() == before
+    assert decodes() == before
 
 
 # ---- 3. nothing is written outside the output folder ----------------------------------------

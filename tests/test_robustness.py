@@ -230,6 +230,10 @@ def test_killed_split_never_leaves_a_truncated_stem(tmp_path, model_file):
         path = out / f"{stem}.wav"
         if path.exists():  # only ever complete
             assert sf.info(path).frames == 16000 * 60
+    # the rerun removes what the killed run left (its temp and float staging files) and finishes
+    res = split(tmp_path, model_file, src, extra=("--force",))
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["accompaniment.wav", "vocals.wav"]
 
 
 def test_zero_sample_file_is_refused(tmp_path, model_file):

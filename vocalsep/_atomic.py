@@ -2,9 +2,54 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
+
+# Every temp file vocalsep makes carries this machine and process in its name, so a later run can
+# tell the leftovers of a killed one (same machine, process gone) from a live writer's files.
+_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+_TAG = re.compile(r"\.vs([0-9a-f]{8})-(\d+)-")
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a temp file for ``name``: ``name.vs<host>-<pid>-``."""
+    return f"{name}.vs{_HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_leftovers(folder: str | Path, name: str) -> list[Path]:
+    """Remove the temp files for ``name`` in ``folder`` that a killed vocalsep process of this machine
+    left behind (its process is gone); a live writer's files and other machines' are kept. Returns
+    what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(name + ".vs") or not e.name.endswith(".part"):
+            continue
+        m = _TAG.match(e.name, len(name))
+        if m and m.group(1) == _HOST and int(m.group(2)) != os.getpid() and not _alive(int(m.group(2))):
+            try:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+            except OSError:
+                pass
+    return removed
 
 
 def _default_mode() -> int:
@@ -34,7 +79,8 @@ def atomic_path(path: str | Path, replace: bool = True):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    sweep_leftovers(path.parent, f".{path.name}")
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(f".{path.name}"), suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, _default_mode())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, sweep_leftovers, temp_prefix
 from .choices import CLIP_MODES
 from .errors import MAX_CHANNELS, VocalsepError, check_channels, check_number, check_sample_rate
 
@@ -52,7 +52,8 @@ def _decode_ffmpeg(path: Path) -> "AudioReader":
         raise AudioError(f"{path}: not a readable audio file (ffprobe found no audio stream)") from None
     check_sample_rate(sr, str(path), AudioError)
     check_channels(channels, str(path), AudioError)
-    fd, tmp = tempfile.mkstemp(prefix="vocalsep-", suffix=".wav")
+    sweep_leftovers(tempfile.gettempdir(), "vocalsep-decode")
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix("vocalsep-decode"), suffix=".wav.part")
     os.close(fd)
     try:
         dec = subprocess.run(
@@ -64,9 +65,15 @@ def _decode_ffmpeg(path: Path) -> "AudioReader":
         import soundfile as sf
 
         f = sf.SoundFile(tmp)
+        try:  # the open file stays readable; nothing is left for a kill to strand
+            os.unlink(tmp)
+            tmp = None
+        except OSError:  # a system that cannot remove an open file: removed on close instead
+            pass
         return AudioReader(path, f.samplerate, f.channels, f.frames, sf_file=f, temp=tmp)
     except BaseException:
-        os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
@@ -263,7 +270,8 @@ class AudioOutput:
                      "-f", "mp3", self._final_tmp],
                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
             elif self.subtype in _INTEGER:
-                fd, self._stage = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".float.part", dir=self.path.parent)
+                fd, self._stage = tempfile.mkstemp(prefix=temp_prefix(f".{self.path.name}"), suffix=".float.part",
+                                                   dir=self.path.parent)
                 os.close(fd)
                 self._sf = sf.SoundFile(self._stage, "w", sample_rate, channels, "FLOAT", format="WAV")
             else:

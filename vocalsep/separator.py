@@ -221,6 +221,7 @@ class Separator:
         check_number(mp3_quality, "mp3_quality", lo=0, hi=9, integer=True, error=SeparationError)
         if clip not in CLIP_MODES:
             raise SeparationError(f"clip must be one of {', '.join(CLIP_MODES)}, got {clip!r}")
+        created = _missing_folders(outputs.values())  # removed again if this file fails
         existing = [str(p) for p in outputs.values() if Path(p).exists()]
         if existing and not overwrite:
             raise AudioError(f"{src}: output {existing[0]} already exists; use --force to replace it, or another "
@@ -264,6 +265,12 @@ class Separator:
                 for stem, out in writers.items():
                     if stem not in done:  # failed or interrupted: nothing of this stem is left behind
                         out.discard()
+                if not done:  # and no track folder that holds nothing
+                    for folder in created:
+                        try:
+                            folder.rmdir()
+                        except OSError:
+                            pass
 
     def segment_length(self, sample_rate: int) -> int:
         """Chunk length in input samples: ``segment_frames`` model frames."""
@@ -397,6 +404,17 @@ def _check_output(y: np.ndarray) -> None:
     if not np.isfinite(y).all():
         raise SeparationError("the separation produced NaN or infinite samples (a damaged model file?); "
                               "nothing was written")
+
+
+def _missing_folders(paths) -> list[Path]:
+    """The folders above ``paths`` that do not exist yet, deepest first."""
+    out = []
+    for p in paths:
+        d = Path(p).parent
+        while not d.exists() and d not in out and d != d.parent:
+            out.append(d)
+            d = d.parent
+    return sorted(out, key=lambda d: len(d.parts), reverse=True)
 
 
 def _check_level(x: np.ndarray) -> None:
