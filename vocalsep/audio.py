@@ -138,6 +138,14 @@ def open_audio(path: str | Path) -> AudioReader:
     if not stat.S_ISREG(st.st_mode):
         raise AudioError(f"{path}: is not a regular file (a pipe, socket or device); save the audio to a file first")
     if st.st_size == 0:
+        try:  # a kernel file (/proc, /sys) reports size 0 and still has content
+            with open(path, "rb") as f:
+                has_content = bool(f.read(1))
+        except OSError:
+            has_content = False
+        if has_content:
+            raise AudioError(f"{path}: not an audio file (a special file that reports no size); save the audio "
+                             "to a regular file first")
         raise AudioError(f"{path}: file is empty")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: cannot be read (permission denied); check its permissions")

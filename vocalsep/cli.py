@@ -30,8 +30,19 @@ class _Seconds(click.FloatRange):
         return value
 
 
+def _shown(text) -> str:
+    """``text`` with control characters escaped (a file name holding a newline or a terminal escape
+    cannot forge or hide lines); other characters, non-ASCII included, are kept."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return _shown(" ".join(str(exc).split())) or type(exc).__name__
+
+
+class _ShownFormatter(logging.Formatter):
+    def format(self, record):
+        return _shown(super().format(record))
 
 
 class _Terminated(KeyboardInterrupt):
@@ -58,7 +69,7 @@ class _OneLineErrors(click.Group):
             click.echo(f"vocalsep: error: {_one_line(exc)}", err=True)
             ctx.exit(1)
         except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
+            where = f"{_shown(exc.filename)}: " if exc.filename else ""
             click.echo(f"vocalsep: error: {where}{exc.strerror or _one_line(exc)}", err=True)
             ctx.exit(1)
         except _Terminated as exc:
@@ -69,7 +80,9 @@ class _OneLineErrors(click.Group):
 def _set_verbosity(verbose: bool = False, quiet: bool = False) -> None:
     quiet_rank = int(os.environ.get("RANK", "0")) > 0  # under torchrun, only rank 0 reports progress
     level = logging.DEBUG if verbose else logging.WARNING if quiet or quiet_rank else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True)
+    logging.basicConfig(level=level, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_ShownFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
     click.get_current_context().meta["vocalsep.quiet"] = quiet and not verbose
 
 
@@ -183,7 +196,7 @@ class _Progress:
         self.tty = sys.stderr.isatty()
 
     def start(self, name: str) -> None:
-        self.name, self.bar, self.shown = name, None, -1
+        self.name, self.bar, self.shown = _shown(name), None, -1
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet or total < 1:
@@ -300,7 +313,7 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
             items.append({"src": path, "stems": done, "start": start, "duration": duration})
             if not quiet:
                 folders = sorted({str(p.parent) for p in done.values()})
-                click.echo(f"{path} -> {', '.join(f + '/' for f in folders)}")
+                click.echo(_shown(f"{path} -> {', '.join(f + '/' for f in folders)}"))
         except VocalsepError as exc:  # this file fails, the others are still separated
             failures += 1
             items.append({"src": path, "error": _one_line(exc)})
@@ -308,7 +321,7 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
         except OSError as exc:
             failures += 1
             items.append({"src": path, "error": f"{path}: {exc.strerror or _one_line(exc)}"})
-            click.echo(f"vocalsep: error: {path}: {exc.strerror or _one_line(exc)}", err=True)
+            click.echo(f"vocalsep: error: {_shown(path)}: {exc.strerror or _one_line(exc)}", err=True)
     if report:
         from . import __version__
         from .report import split_report

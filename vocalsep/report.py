@@ -20,6 +20,7 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def _player(page_dir: Path, path: Path, label: str) -> str:
     rel = os.path.relpath(os.path.abspath(path), os.path.abspath(page_dir))
     mime = MIME.get(path.suffix.lower(), "audio/wav")
     return (f'<figure class="player"><figcaption>{html.escape(label)}</figcaption>'
-            f'<audio controls preload="metadata" src="{html.escape(Path(rel).as_posix())}" type="{mime}"></audio></figure>')
+            f'<audio controls preload="metadata" src="{html.escape(quote(Path(rel).as_posix()))}" type="{mime}"></audio></figure>')
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}

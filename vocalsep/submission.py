@@ -83,14 +83,20 @@ Uses data other than MUSDB18 train: **{extra}**.
 """
 
 
+def check_name(name: str) -> str:
+    """A SiSEC submission name: 1 to ``MAX_NAME`` ASCII letters or digits."""
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not (name.isascii() and name.isalnum()):
+        raise SubmissionError(f"submission name {name!r} must be 1-{MAX_NAME} ASCII letters or digits (SiSEC's rule)")
+    return name
+
+
 def write_submission(name: str, scores_dir: str | Path, out_dir: str | Path, training: dict, model_label: str,
                      expected: list[str] | None = None, overwrite: bool = False) -> dict:
     """Copy validated track JSONs from ``scores_dir/test`` into ``out_dir/name/test`` with a description.
 
     Returns ``{"written": [...], "missing": [...]}``; ``missing`` lists ``expected`` tracks without scores.
     """
-    if not name or len(name) > MAX_NAME or not name.isalnum():
-        raise SubmissionError(f"submission name {name!r} must be 1-{MAX_NAME} letters or digits (SiSEC's rule)")
+    check_name(name)
     dest = Path(out_dir) / name
     for d in (Path(out_dir), dest):
         if d.exists() and not d.is_dir():
