@@ -30,8 +30,10 @@ def test_split_report_has_players_spectrograms_and_settings(tmp_path, wav_file, 
     page = (out / "report.html").read_text()
     players = re.findall(r'<audio controls [^>]*src="([^"]+)"', page)
     assert len(players) == 3  # input, vocals, accompaniment of the good file
-    for src in players:  # relative paths from the page that resolve to real files
-        assert not src.startswith("/") and (out / src).resolve().is_file()
+    from urllib.parse import unquote
+
+    for src in players:  # relative URLs from the page that resolve to real files (as a browser decodes them)
+        assert not src.startswith("/") and (out / unquote(src)).resolve().is_file()
     assert len(_pngs(page)) == 1
     assert 'class="settings"' in page and "mirex2016" in page
     assert "not a readable audio file" in page  # the failed file is shown as such
