@@ -65,7 +65,7 @@ def test_submission_layout_name_rule_and_missing_tracks(tmp_path, musdb_root, mo
     again = CliRunner().invoke(main, ["submission", "--name", "VSDC", "--scores", str(scores), "--model", str(model_file), str(sub)])
     assert again.exit_code == 1 and "already exists" in again.output
     long = CliRunner().invoke(main, ["submission", "--name", "TOOLONG", "--scores", str(scores), "--model", str(model_file), str(sub)])
-    assert long.exit_code == 1 and "must be 1-4 letters or digits" in long.output
+    assert long.exit_code == 1 and "must be 1-4 ASCII letters or digits" in long.output
 
 
 def test_submission_refuses_invalid_score_files(tmp_path, model_file):
