@@ -288,25 +288,16 @@ def test_a_file_created_while_writing_is_never_replaced(tmp_path):
 
 
 def test_two_runs_into_one_folder_the_second_fails_and_keeps_the_first(tmp_path, wav_file, model_file, monkeypatch):
-    import vocalsep.audio as audio
+    from vocalsep._atomic import AtomicFile
 
     out = tmp_path / "out"
-    real = audio.atomic_path
+    real = AtomicFile.commit
 
-    def racing(path, replace=True):  # the other run writes its stem while this one separates
-        cm = real(path, replace)
+    def racing(self):  # the other run writes its stem while this one separates
+        self.path.write_bytes(b"other run")
+        return real(self)
 
-        class Race:
-            def __enter__(self):
-                return cm.__enter__()
-
-            def __exit__(self, *exc):
-                if exc[0] is None:
-                    path.write_bytes(b"other run")
-                return cm.__exit__(*exc)
-        return Race()
-
-    monkeypatch.setattr(audio, "atomic_path", racing)
+    monkeypatch.setattr(AtomicFile, "commit", racing)
     line = one_line_error(run("split", wav_file, "-o", out, "--model", model_file))
     assert "already exists" in line
     assert all(p.read_bytes() == b"other run" for p in (out / wav_file.stem).iterdir())

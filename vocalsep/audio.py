@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path, sweep_leftovers, temp_prefix
+from ._atomic import AtomicFile, UnsafePathError, sweep_leftovers, temp_prefix
 from .choices import CLIP_MODES
 from .errors import MAX_CHANNELS, VocalsepError, check_channels, check_number, check_sample_rate
 
@@ -255,7 +255,7 @@ class AudioOutput:
     """
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, *, overwrite: bool = False,
-                 subtype: str | None = None, bitrate: int = 320, mp3_quality: int = 7):
+                 subtype: str | None = None, bitrate: int = 320, mp3_quality: int = 7, root: str | Path | None = None):
         import soundfile as sf
 
         self.path = Path(path)
@@ -264,26 +264,31 @@ class AudioOutput:
             raise _exists(self.path)
         self.sample_rate, self.channels, self.overwrite, self.bitrate = sample_rate, channels, overwrite, bitrate
         self.peak = 0.0
-        self._ctx = atomic_path(self.path, replace=overwrite)
-        try:
-            self._final_tmp = self._ctx.__enter__()
-        except OSError as exc:
-            raise self._failed(exc) from None
         self._stage = self._proc = self._sf = None
         try:
+            self._file = AtomicFile(self.path, replace=overwrite, root=root)
+        except UnsafePathError as exc:
+            raise AudioError(f"{exc.strerror}") from None
+        except OSError as exc:
+            raise self._failed(exc) from None
+        try:
             if self.fmt == "MP3" and shutil.which("ffmpeg"):
+                # ffmpeg writes into the temp file vocalsep holds open, never to a path it could be redirected from
+                fd = self._file.fd
+                target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else self._file.tmp
                 self._proc = subprocess.Popen(
                     ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels),
                      "-i", "pipe:0", "-c:a", "libmp3lame", "-b:a", f"{bitrate}k", "-compression_level", str(mp3_quality),
-                     "-f", "mp3", self._final_tmp],
-                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+                     "-f", "mp3", target],
+                    stdin=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(fd,))
             elif self.subtype in _INTEGER:
-                fd, self._stage = tempfile.mkstemp(prefix=temp_prefix(f".{self.path.name}"), suffix=".float.part",
-                                                   dir=self.path.parent)
-                os.close(fd)
-                self._sf = sf.SoundFile(self._stage, "w", sample_rate, channels, "FLOAT", format="WAV")
+                # float staging in an unnamed file (created and unlinked at once): nothing for a kill to strand
+                self._stage = self._file.scratch()
+                self._sf = sf.SoundFile(os.fdopen(os.dup(self._stage), "w+b"), "w", sample_rate, channels, "FLOAT",
+                                        format="WAV", closefd=True)
             else:
-                self._sf = sf.SoundFile(self._final_tmp, "w", sample_rate, channels, self.subtype, format=self.fmt)
+                self._sf = sf.SoundFile(os.fdopen(os.dup(self._file.fd), "w+b"), "w", sample_rate, channels,
+                                        self.subtype, format=self.fmt, closefd=True)
         except (OSError, sf.LibsndfileError, RuntimeError, ValueError) as exc:
             self.discard()
             raise self._failed(exc) from None
@@ -335,11 +340,14 @@ class AudioOutput:
             else:
                 self._sf.close()
                 if self._stage is not None:
-                    with sf.SoundFile(self._stage) as src, sf.SoundFile(self._final_tmp, "w", self.sample_rate, self.channels,
-                                                                        self.subtype, format=self.fmt) as dst:
+                    os.lseek(self._stage, 0, os.SEEK_SET)
+                    src_f = os.fdopen(os.dup(self._stage), "rb")
+                    dst_f = os.fdopen(os.dup(self._file.fd), "w+b")
+                    with sf.SoundFile(src_f, closefd=True) as src, sf.SoundFile(
+                            dst_f, "w", self.sample_rate, self.channels, self.subtype, format=self.fmt, closefd=True) as dst:
                         for block in src.blocks(1 << 16, dtype="float32", always_2d=True):
                             dst.write(np.clip(block * np.float32(gain), -1.0, 1.0))
-            self._ctx.__exit__(None, None, None)
+            self._file.commit()
         except FileExistsError:
             self.discard()
             raise _exists(self.path) from None
@@ -362,14 +370,13 @@ class AudioOutput:
         if self._sf is not None and not self._sf.closed:
             self._sf.close()
         self._drop_stage()
-        try:
-            self._ctx.__exit__(AudioError, AudioError("discarded"), None)
-        except (AudioError, RuntimeError, OSError):
-            pass
+        if getattr(self, "_file", None) is not None:
+            self._file.discard()
 
     def _drop_stage(self) -> None:
-        if self._stage is not None and os.path.exists(self._stage):
-            os.unlink(self._stage)
+        if self._stage is not None:
+            os.close(self._stage)
+            self._stage = None
 
 
 def fit_gain(outputs, mode: str = "rescale") -> tuple[float, str | None]:

@@ -307,7 +307,7 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
             try:
                 done = sep.separate_file(path, outputs, overwrite=force, subtype=subtype, clip=clip_mode,
                                          bitrate=mp3_bitrate, mp3_quality=mp3_quality, start=start,
-                                         duration=duration)
+                                         duration=duration, root=out_dir)
             finally:
                 progress.stop()
             items.append({"src": path, "stems": done, "start": start, "duration": duration})

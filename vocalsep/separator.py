@@ -181,7 +181,7 @@ class Separator:
                       subtype: str | None = None, clip: str = "rescale", bitrate: int = 320, mp3_quality: int = 7,
                       start: float = 0.0,
                       duration: float | None = None, out_dir: str | Path = "separated",
-                      template: str = DEFAULT_TEMPLATE, fmt: str = "wav") -> dict[str, Path]:
+                      template: str = DEFAULT_TEMPLATE, fmt: str = "wav", root: str | Path | None = None) -> dict[str, Path]:
         """Separate an audio file into one file per stem; returns stem -> written path.
 
         ``outputs`` (stem -> path, format from the suffix) may name a subset of the stems; without it
@@ -190,6 +190,9 @@ class Separator:
         file. ``subtype``: wav/flac sample format (default 16-bit PCM, 32-bit float for float input);
         integer output that would clip is scaled by one gain for all stems so they keep summing to the
         input (``clip="rescale"``) or clamped (``"clamp"``); ``bitrate``: mp3 kbit/s; ``mp3_quality``: LAME's algorithm quality (0 best, 9 fastest).
+        ``root`` (``out_dir`` when the paths come from ``template``): the folder the outputs must stay
+        in; no link below it is followed, and the files are written and committed through folder
+        descriptors, so a folder swapped for a link during the run cannot send them elsewhere.
 
         Reading, separation and writing are streamed chunk by chunk, so memory does not grow with
         the file's length. Outputs are written atomically; existing ones are refused unless
@@ -197,6 +200,7 @@ class Separator:
         """
         if outputs is None:
             outputs = output_paths(src, out_dir, self.stems, template=template, ext=fmt)
+            root = out_dir
         if not isinstance(src, (str, os.PathLike)):
             raise SeparationError(f"src must be a path (str or os.PathLike), got {type(src).__name__}")
         if not isinstance(outputs, dict):
@@ -248,7 +252,8 @@ class Separator:
             try:
                 for stem in outputs:
                     writers[stem] = AudioOutput(outputs[stem], sr, reader.channels, overwrite=overwrite,
-                                                subtype=kinds[stem], bitrate=bitrate, mp3_quality=mp3_quality)
+                                                subtype=kinds[stem], bitrate=bitrate, mp3_quality=mp3_quality,
+                                                root=root)
                 for _, block in self.separate_stream(read, length, sr):
                     for stem, out in writers.items():
                         _check_output(block[stem])  # nothing non-finite is ever renamed into place

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .choices import STEMS
@@ -83,6 +85,21 @@ Uses data other than MUSDB18 train: **{extra}**.
 """
 
 
+def looks_like_submission(folder: Path) -> bool:
+    """Whether ``folder`` holds only what :func:`write_submission` writes: ``description.md`` and
+    ``test/*.json`` (regular files, no links)."""
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).parts
+        if p.is_symlink():
+            return False
+        if p.is_dir() and rel == ("test",):
+            continue
+        if not p.is_file() or not (rel == ("description.md",) or len(rel) == 2 and rel[0] == "test"
+                                   and rel[1].endswith(".json")):
+            return False
+    return True
+
+
 def check_name(name: str) -> str:
     """A SiSEC submission name: 1 to ``MAX_NAME`` ASCII letters or digits."""
     if not isinstance(name, str) or not name or len(name) > MAX_NAME or not (name.isascii() and name.isalnum()):
@@ -110,15 +127,26 @@ def write_submission(name: str, scores_dir: str | Path, out_dir: str | Path, tra
         validate_track_json(f)
     if dest.exists() and not overwrite:
         raise SubmissionError(f"{dest} already exists; pass --force to replace it")
-    tmp = Path(out_dir) / f".{name}.part"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "test").mkdir(parents=True)
-    for f in files:
-        shutil.copy2(f, tmp / "test" / f.name)
-    (tmp / "description.md").write_text(describe(name, training, model_label))
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    if dest.is_symlink() or dest.exists() and not looks_like_submission(dest):
+        raise SubmissionError(f"{dest} holds files that are not a vocalsep submission (description.md and "
+                              "test/*.json only); --force replaces only a submission: move it away or choose another name")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=out_dir))  # created exclusively: no planted link
+    try:
+        (tmp / "test").mkdir()
+        for f in files:
+            shutil.copy2(f, tmp / "test" / f.name)
+        (tmp / "description.md").write_text(describe(name, training, model_label))
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=out_dir))
+            os.replace(dest, old / name)  # moved aside first, removed only once the new one is in place
+            os.replace(tmp, dest)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     written = [f.stem for f in files]
     missing = sorted(set(expected or []) - set(written))
     return {"written": written, "missing": missing, "path": str(dest)}
