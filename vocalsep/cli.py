@@ -1,6 +1,7 @@
 """Command line: thin wrappers that parse options, call the library and report errors in one line."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -38,6 +39,47 @@ def _shown(text) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return _shown(" ".join(str(exc).split())) or type(exc).__name__
+
+
+class _SilentDecoders:
+    """Under -q: what C libraries print straight to the process's standard error (libsndfile's mpg123
+    decoder warns about fuzzy mp3 seeking, for example) goes to /dev/null, while vocalsep's own errors
+    and warnings still reach the real standard error."""
+
+    def __enter__(self):
+        self.saved = None
+        try:
+            real = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):  # a captured stream (tests, IDEs)
+            real = False
+        try:
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:
+            self.saved = None
+            return self
+        if real:
+            self.old_stderr = sys.stderr
+            sys.stderr = os.fdopen(os.dup(self.saved), "w", buffering=1, errors="backslashreplace")
+            self.handlers = [h for h in logging.getLogger().handlers
+                             if isinstance(h, logging.StreamHandler) and h.stream is self.old_stderr]
+            for h in self.handlers:  # vocalsep's warnings keep reaching the real standard error
+                h.setStream(sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            return
+        if getattr(self, "old_stderr", None) is not None:
+            for h in self.handlers:
+                h.setStream(self.old_stderr)
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = self.old_stderr
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
 
 
 class _ShownFormatter(logging.Formatter):
@@ -305,9 +347,10 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
             seen.update({o: path for o in outputs.values()})
             progress.start(path.name)
             try:
-                done = sep.separate_file(path, outputs, overwrite=force, subtype=subtype, clip=clip_mode,
-                                         bitrate=mp3_bitrate, mp3_quality=mp3_quality, start=start,
-                                         duration=duration, root=out_dir)
+                with _SilentDecoders() if quiet else contextlib.nullcontext():
+                    done = sep.separate_file(path, outputs, overwrite=force, subtype=subtype, clip=clip_mode,
+                                             bitrate=mp3_bitrate, mp3_quality=mp3_quality, start=start,
+                                             duration=duration, root=out_dir)
             finally:
                 progress.stop()
             items.append({"src": path, "stems": done, "start": start, "duration": duration})
