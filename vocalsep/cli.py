@@ -477,6 +477,26 @@ def submission(out_dir, name, scores_dir, musdb_root, model, force):
 
 
 @main.command()
+@click.argument("model")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+@_verbosity
+def export(model, out, force):
+    """Write MODEL's network (a bundled name or a model file) to OUT as ONNX, with its features,
+    stems, voice rule and separation defaults in the file's metadata (see docs/usage.md)."""
+    from .checkpoint import load_model, registry, resolve_model
+    from .export import export_onnx
+
+    if out.exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to replace it")
+    path, sha = resolve_model(model)
+    bundle = load_model(path, sha256=sha)
+    licence = registry()["models"].get(model, {}).get("license", "")
+    export_onnx(bundle, out, licence=licence)
+    click.echo(f"wrote {out}: {bundle.arch}, heads {', '.join(bundle.model.heads)}, {out.stat().st_size / 1e6:.1f} MB")
+
+
+@main.command()
 def models():
     """List the bundled models."""
     from .checkpoint import registry

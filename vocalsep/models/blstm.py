@@ -176,7 +176,8 @@ class MaskRegression(_Normalised):
             if self.context:
                 c = self.context
                 padded = F.pad(h.transpose(1, 2), (c, c), mode="replicate").transpose(1, 2)
-                h = padded.unfold(1, 2 * c + 1, 1).flatten(2)  # (batch, frames, bands * (2c + 1))
+                frames = h.shape[1]  # stacked shifts, as unfold(1, 2c + 1, 1) lays them out (and ONNX exports)
+                h = torch.stack([padded[:, i:i + frames] for i in range(2 * c + 1)], -1).flatten(2)
             h = self.body(h)
         else:
             h = self.body(h)[0]
