@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -473,6 +474,75 @@ def submission(out_dir, name, scores_dir, musdb_root, model, force):
     click.echo(f"wrote {res['path']}: {len(res['written'])} tracks")
     if res["missing"]:
         click.echo(f"vocalsep: {len(res['missing'])} test tracks have no scores: " + ", ".join(res["missing"]), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (split's layout; a folder tree's subfolders are kept).")
+@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The run's record, one JSON line per input (default: OUT/ledger.jsonl); a rerun skips what it "
+                   "says is done and retries what failed.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1, max=256),
+              help="Worker processes on this machine, each with its model loaded once.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run on a Ray cluster instead: its address, 'auto' (a running one, else a local one) or 'local'.")
+@click.option("--ray-workers", default=2, show_default=True, type=click.IntRange(min=1), help="Ray actors (loaded models).")
+@click.option("--ray-cpus", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="CPUs per Ray worker.")
+@click.option("--ray-gpus", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="GPUs per Ray worker (the network runs there; use with --device cuda).")
+@_model_choice
+@click.option("--format", "fmt", default="wav", type=click.Choice(OUTPUT_FORMATS), show_default=True, help="Output format.")
+@click.option("--filename", "template", default="{track}/{stem}.{ext}", show_default=True, help="As for split.")
+@click.option("--stem", "only", type=click.Choice(STEMS), help="Write this stem only.")
+@click.option("--force", is_flag=True, help="Replace existing outputs (of inputs the ledger does not call done).")
+@_verbosity
+def batch(inputs, out_dir, ledger, jobs, ray_address, ray_workers, ray_cpus, ray_gpus, model, device, fmt, template,
+          only, force):
+    """Separate a catalogue: INPUTS are files, folder trees and list files (.txt, one path per line).
+
+    Every finished input is recorded in the ledger as it finishes; a rerun (after a crash, a kill or
+    a failure) skips what is done and retries the rest. One bad file never stops the others; the exit
+    code is 1 if any input failed.
+    """
+    from .batch import Ledger, Settings, catalogue, plan, run_local, run_ray
+    from .errors import VocalsepError
+    from .outputs import check_template
+
+    try:
+        check_template(template)
+    except VocalsepError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filename") from None
+    items = catalogue(inputs, out_dir)
+    book = Ledger(ledger or out_dir / "ledger.jsonl")
+    settings = Settings(model=model, device=device, fmt=fmt, template=template, stems=(only,) if only else None,
+                        overwrite=force)
+    todo, skipped = plan(items, book, settings)
+    quiet = _quiet()
+    if not quiet:
+        where = f"Ray ({ray_address}, {ray_workers} workers)" if ray_address else f"{jobs} process{'es' if jobs > 1 else ''}"
+        click.echo(f"{len(items)} inputs: {skipped} done before, {len(todo)} to separate on {where}", err=True)
+    runs = (run_ray(todo, book, settings, ray_address, ray_workers, ray_cpus, ray_gpus) if ray_address
+            else run_local(todo, book, settings, jobs))
+    failed = done = 0
+    t0 = time.time()
+    try:
+        for rec in runs:
+            done += 1
+            if rec["error"]:
+                failed += 1
+                click.echo(f"vocalsep: error: {_shown(rec['error'])}", err=True)
+            elif not quiet:
+                click.echo(_shown(f"[{done}/{len(todo)}] {rec['path']} ({rec['seconds']:.1f} s)"), err=True)
+    finally:
+        book.close()
+    if not quiet and todo:
+        minutes = (time.time() - t0) / 60
+        click.echo(f"separated {done - failed} of {len(todo)} inputs in {minutes * 60:.1f} s "
+                   f"({(done - failed) / max(minutes, 1e-9):.1f} files/min); {failed} failed", err=True)
+    if failed:
         sys.exit(1)
 
 
