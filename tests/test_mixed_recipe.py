@@ -167,6 +167,13 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     from vocalsep.checkpoint import load_model
 
     write_mir1k_clips(tmp_path / "mir1k", 3, 1.0)
+    (tmp_path / "voices").mkdir()
+    t = np.arange(32000) / 16000
+    sf.write(tmp_path / "voices" / "v.wav", 0.3 * np.sin(2 * np.pi * 300 * t), 16000)
+    (tmp_path / "voices.tsv").write_text("path\tsource\tkind\tsplit\tlicence\nv.wav\tssvd\tvoice\ttrain\tx\n")
+    (tmp_path / "pool").mkdir()
+    sf.write(tmp_path / "pool" / "p.wav", 0.1 * np.random.default_rng(0).standard_normal(32000), 16000)
+    (tmp_path / "pool.tsv").write_text("path\tlicence\np.wav\tx\n")
     phase = "{chunk_frames=24, batch_size=2, steps_per_epoch=1, max_epochs=2, lr=1e-3, keep_epochs=true}"
     tiny = ["model.channels=2", "model.depth=2", "model.kernel=3", "features.n_mels=24", 'train_set=""',
             'valid_set=""', f"phases=[{phase}, {phase}, {phase}, {phase}]"]
@@ -174,14 +181,20 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     proc = subprocess.run(["bash", str(ROOT / "recipes" / "mixed" / "run.sh"), "--stop-stage", "1", "--data",
                            str(tmp_path / "mir1k"), "--exp-root", str(tmp_path / "exp"),
+                           "--voices", str(tmp_path / "voices.tsv"), "--voices-root", str(tmp_path / "voices"),
+                           "--pool", str(tmp_path / "pool.tsv"), "--pool-root", str(tmp_path / "pool"),
                            *[a for s in tiny for a in ("--set", s)]],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     run = tmp_path / "exp" / "mixed_unet"
     phase4 = load_model(run / "train" / "phase4" / "average.pt")
     assert phase4.features.n_fft == 512 and len(phase4.training["averaged_from"]) == 1  # 2 epochs: the last
-    model = load_model(run / "train1024" / "average.pt")
-    assert model.features.n_fft == 1024 and model.features.n_mels == 24
-    sources = model.training["averaged_from"]
+    mir1k = load_model(run / "train1024" / "average.pt")
+    assert mir1k.features.n_fft == 1024 and mir1k.features.n_mels == 24
+    sources = mir1k.training["averaged_from"]
     assert len(sources) == 2 and "seed1" in sources[0] and "seed2" in sources[1]
-    assert model.training["curriculum"][-1]["init_from"].endswith("phase4/average.pt")
+    assert mir1k.training["curriculum"][-1]["init_from"].endswith("phase4/average.pt")
+    model = load_model(run / "voices" / "average.pt")  # many voices: fine-tuned from the MIR-1K model
+    assert model.features == mir1k.features
+    assert model.training["curriculum"][-1]["init_from"].endswith("train1024/average.pt")
+    assert "voices" in (run / "voices" / "config.json").read_text()

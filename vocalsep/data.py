@@ -237,9 +237,9 @@ def voice_source_weights(weights: dict, voices: dict) -> tuple[list[str], np.nda
     """The voice sources (the training clips first) and the chance that each gives a remixed voice."""
     sources = [MIR1K_SOURCE] + sorted(voices)
     unknown = set(weights) - set(sources) - {SPEECH_SOURCE}
-    if unknown:
-        raise DatasetError(f"remix.voice_weights names {sorted(unknown)}, which the voice manifest does not "
-                           f"have; its sources: {', '.join(sources)}")
+    if unknown and voices:  # a source not prepared (its repository not cloned) is left out, and said so
+        log.warning("remix.voice_weights names %s, which the voice manifest does not have (not prepared?); "
+                    "left out. Its sources: %s", sorted(unknown), ", ".join(sources))
     for k, w in weights.items():
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
             raise DatasetError(f"remix.voice_weights.{k} must be a number >= 0, got {w!r}")

@@ -2,23 +2,28 @@
 # Mixed recipe: trains vocalsep's default model, the U-Net mask network (mir1k-unet1024), on MIR-1K's
 # training singers over MIR-1K accompaniments (a produced instrumental pool is an ablation: stage 0).
 #
-#   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--exp-root DIR] [--set key=value]...
+#   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--exp-root DIR] [--repos DIR]
+#                        [--voices TSV --voices-root DIR] [--pool TSV --pool-root DIR] [--set key=value]...
 #
-# Stages: 0 fetch, screen and convert the instrumental pool (recipes/mixed/prepare_pool.py; only the
-#           pool ablation trains on it: --set pool=... as conf.toml says),
+# Stages: 0 fetch, screen and convert the instrumental pool (recipes/mixed/prepare_pool.py), and, with
+#           --repos DIR (the cloned voice repositories), select, screen and convert the voices
+#           (recipes/mixed/prepare_voices.py: data/voices/voices.tsv, audio under exp/voices),
 #         1 train the U-Net (conf.toml: 256-frame chunks, speed augmentation; phase 1 from scratch,
 #           phases 2 and 3 from the previous best at lr 3e-4, then 1e-4, checkpoints chosen on the unseen
 #           singers; phase 4 from phase 3's best at lr 1e-4 with pitch, reverb and EQ augmentation of the
 #           voice, every epoch kept), then average phase 4's weights from its 14th epoch to its last;
 #           then fine-tune that average on a 1024-point STFT (conf_1024.toml) for two seeds, every epoch
-#           kept, and average the epochs of both runs from the 10th on,
+#           kept, and average the epochs of both runs from the 10th on (mir1k-unet1024, the MIR-1K-protocol
+#           model); then fine-tune that on every voice source over MIR-1K and pool accompaniments
+#           (conf_voices.toml, every epoch kept) and average its epochs from the 5th on (the default),
 #         2 score on the generalisation validation sets (recipes/mixed/validate.py),
 #         3 bundle the model into the package and make it the default.
 # Everything a run makes goes under <exp-root>/<tag>/ (exp/mixed_unet/). Re-running a training stage resumes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1; stop_stage=2; tag=mixed_unet; data=../shared/data/mir1k; exp_root=exp; sets=()
+stage=1; stop_stage=2; tag=mixed_unet; data=../shared/data/mir1k; exp_root=exp; sets=(); repos=""
+voices=data/voices/voices.tsv; voices_root=exp/voices/audio; pool=data/pool/accompaniment.tsv; pool_root=exp/pool/audio
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2;;
@@ -26,6 +31,11 @@ while [ $# -gt 0 ]; do
     --tag) tag=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp-root) exp_root=$2; shift 2;;
+    --repos) repos=$2; shift 2;;
+    --voices) voices=$2; shift 2;;
+    --voices-root) voices_root=$2; shift 2;;
+    --pool) pool=$2; shift 2;;
+    --pool-root) pool_root=$2; shift 2;;
     --set) sets+=(--set "$2"); shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -43,11 +53,17 @@ epochs_from() {
   printf '%s\n' "${files[@]:k-1}"
 }
 phase4=$exp/train/phase4/average.pt
-model=$exp/train1024/average.pt
+mir1k_model=$exp/train1024/average.pt
+model=$exp/voices/average.pt
 
 if want 0; then
   echo "stage 0: the instrumental pool"
   python recipes/mixed/prepare_pool.py --work exp/pool --manifest data/pool/accompaniment.tsv
+  if [ -n "$repos" ]; then
+    python recipes/mixed/prepare_voices.py --repos "$repos" --work exp/voices --manifest data/voices/voices.tsv --mir1k "$data"
+  else
+    echo "stage 0: no --repos DIR: the voices are not prepared (git clone the repositories listed in recipes/mixed/prepare_voices.py into DIR)"
+  fi
 fi
 if want 1; then
   echo "stage 1: training the U-Net"
@@ -61,6 +77,12 @@ if want 1; then
        --set init_from="$phase4" --set data_root="$data" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
     mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$exp/train1024/seed$seed/phase1/epochs" 10)
   done
+  python recipes/mixed/average.py "$mir1k_model" "${kept[@]}"
+  # many voices: the MIR-1K-protocol model fine-tuned on every voice source and the instrumental pool
+  vs train -c recipes/mixed/conf_voices.toml -o "$exp/voices" --set init_from="$mir1k_model" --set data_root="$data" \
+     --set voices="$voices" --set voices_root="$voices_root" --set pool="$pool" --set pool_root="$pool_root" \
+     "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+  mapfile -t kept < <(epochs_from "$exp/voices/phase1/epochs" 5)
   python recipes/mixed/average.py "$model" "${kept[@]}"
 fi
 if want 2; then
@@ -69,7 +91,7 @@ if want 2; then
 fi
 if want 3; then
   echo "stage 3: bundling the model"
-  python recipes/mir1k/package.py "$model" --name mir1k-unet1024 --default \
+  python recipes/mir1k/package.py "$mir1k_model" --name mir1k-unet1024 \
      --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
 fi
