@@ -164,7 +164,7 @@ def test_bundled_default_model_loads_and_separates():
     path, sha = resolve_model(None)
     assert sha == reg["models"][reg["default"]]["sha256"]
     sep = Separator.from_pretrained()  # checksum verified
-    assert reg["default"] == "mir1k-unet1024" and sep.bundle.arch == "unet"
+    assert reg["default"] == "voices-unet1024" and sep.bundle.arch == "unet"
     assert (sep.bundle.features.n_fft, sep.bundle.features.n_mels) == (1024, 150)  # as its card says
     assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter  # the defaults its card reports
     assert sep.bundle.model.heads == ("mask",) and sep.high_band == "octave"
@@ -179,7 +179,8 @@ def test_previous_default_stays_selectable_by_name():
     from conftest import song
     from vocalsep.separator import Separator
 
-    unet = Separator.from_pretrained("mir1k-unet")  # the default before mir1k-unet1024
+    unet = Separator.from_pretrained("mir1k-unet")  # an earlier default
+    assert Separator.from_pretrained("mir1k-unet1024").bundle.features.n_fft == 1024  # the MIR-1K-protocol model
     assert unet.bundle.arch == "unet" and unet.bundle.features.n_fft == 512 and not unet.postfilter
     sep = Separator.from_pretrained("mir1k-chimera")
     assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter

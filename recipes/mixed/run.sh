@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Mixed recipe: trains vocalsep's default model, the U-Net mask network (mir1k-unet1024), on MIR-1K's
-# training singers over MIR-1K accompaniments (a produced instrumental pool is an ablation: stage 0).
+# Mixed recipe: trains vocalsep's default model, the U-Net mask network (voices-unet1024): first on MIR-1K's
+# training singers over MIR-1K accompaniments (mir1k-unet1024), then on many voices and the instrumental pool.
 #
 #   recipes/mixed/run.sh [--stage N] [--stop-stage N] [--tag NAME] [--data DIR] [--exp-root DIR] [--repos DIR]
 #                        [--voices TSV --voices-root DIR] [--pool TSV --pool-root DIR] [--set key=value]...
@@ -94,4 +94,7 @@ if want 3; then
   python recipes/mir1k/package.py "$mir1k_model" --name mir1k-unet1024 \
      --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
+  python recipes/mir1k/package.py "$model" --name voices-unet1024 --default \
+     --description "U-Net mask network on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments" \
+     --no-postfilter head --license "research use only (MIR-1K, SSVD, demo-page recordings; GTSinger CC BY-NC-SA 4.0; Milk voicebank terms; ALYS GPL-3.0)"
 fi
