@@ -101,6 +101,13 @@ def test_a_half_written_last_line_is_ignored_and_a_foreign_line_refused(tmp_path
         Ledger(path)
 
 
+def wait_for_records(proc, ledger: Path, n: int, seconds: float = 120) -> None:
+    """Until the running batch ``proc`` has recorded ``n`` inputs (or ends, or time runs out)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and (not ledger.exists() or len(records(ledger)) < n):
+        time.sleep(0.05)
+
+
 def _outputs(out: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(out)): sf.read(p)[0] for p in sorted(out.rglob("*.wav"))}
 
@@ -132,9 +139,7 @@ def test_a_batch_killed_halfway_resumes_with_nothing_lost_duplicated_or_half_wri
     out, ledger = tmp_path / "out", tmp_path / "out" / "ledger.jsonl"
     cmd = [sys.executable, "-m", "vocalsep.cli", "batch", str(root), "-o", str(out), "-q"]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and (not ledger.exists() or len(records(ledger)) < 3):
-        time.sleep(0.05)
+    wait_for_records(proc, ledger, 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = len(records(ledger))
@@ -169,9 +174,7 @@ def test_a_killed_worker_process_is_replaced_and_its_file_redone(tmp_path):
     out, ledger = tmp_path / "out", tmp_path / "out" / "ledger.jsonl"
     cmd = [sys.executable, "-m", "vocalsep.cli", "batch", str(root), "-o", str(out), "--jobs", "2", "-q"]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and (not ledger.exists() or len(records(ledger)) < 1):
-        time.sleep(0.05)
+    wait_for_records(proc, ledger, 1)
     workers = [c for c in _children(proc.pid) if b"spawn" in Path(f"/proc/{c}/cmdline").read_bytes()
                or b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()]
     assert workers, "no worker process found"
