@@ -5,19 +5,24 @@ TORCH = torch==2.13.0
 FILE ?=
 OUT ?= separated
 
-.PHONY: torch install install-test install-eval ffmpeg test demo
+.PHONY: torch install install-train install-test install-eval ffmpeg test demo
 
 # torch first, pinned, so that nothing resolves it to a newer release with CUDA wheels.
 torch:
 	@$(PYTHON) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null || $(PIP) install -q $(TORCH)
 
-install: torch
+# The separation runtime only (ONNX Runtime, no torch).
+install:
 	$(PIP) install -q -e .
+
+# Training, export and the torch runtime: torch pinned first, then the train extra.
+install-train: torch
+	$(PIP) install -q -e ".[train]"
 
 install-test: torch
 	$(PIP) install -q -e ".[test]"
 
-install-eval: torch ffmpeg
+install-eval: ffmpeg
 	$(PIP) install -q -e ".[eval]"
 
 ffmpeg:
@@ -31,7 +36,7 @@ test: install-test ffmpeg
 
 # Separate a real song with the bundled model: FILE=song.wav, or the MUSDB18 preview that stempeg ships.
 # Installs only what is missing (with pip's progress on that first install).
-demo: torch ffmpeg
+demo: ffmpeg
 	@$(PYTHON) -c "import vocalsep, museval, stempeg" 2>/dev/null || $(PIP) install -e ".[eval]"
 	@f="$(FILE)"; [ -n "$$f" ] || f=$$($(PYTHON) -c "import stempeg; print(stempeg.example_stem_path())"); \
 	  $(PYTHON) -m vocalsep.cli split "$$f" -o "$(OUT)" --force && echo "stems written under $(OUT)/"

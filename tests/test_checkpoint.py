@@ -167,7 +167,7 @@ def test_bundled_default_model_loads_and_separates():
     assert reg["default"] == "voices-unet1024" and sep.bundle.arch == "unet"
     assert (sep.bundle.features.n_fft, sep.bundle.features.n_mels) == (1024, 150)  # as its card says
     assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter  # the defaults its card reports
-    assert sep.bundle.model.heads == ("mask",) and sep.high_band == "octave"
+    assert sep.bundle.heads == ("mask",) and sep.high_band == "octave" and sep.runtime == "onnx"  # auto: ONNX Runtime
     x = song(2.0, 44100, 2)
     out = sep.separate(x, 44100)
     assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5
@@ -185,7 +185,7 @@ def test_previous_default_stays_selectable_by_name():
     sep = Separator.from_pretrained("mir1k-chimera")
     assert sep.mask_from == "head" and sep.mask == "soft" and not sep.postfilter
     assert Separator.from_pretrained("mir1k-chimera", mask_from="clusters").postfilter
-    assert sep.bundle.model.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
+    assert sep.bundle.heads == ("embedding", "mask") and sep.bundle.voice_rule is not None
     x = song(1.0, 16000, 1)[0]
     out = sep.separate(x, 16000)
     assert np.abs(out["vocals"] + out["accompaniment"] - x).max() < 1e-5

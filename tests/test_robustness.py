@@ -246,12 +246,12 @@ def test_zero_sample_file_is_refused(tmp_path, model_file):
 def test_bundled_model_with_wrong_checksum_is_refused(tmp_path, monkeypatch, bundle):
     import json
 
-    from vocalsep import checkpoint
+    from vocalsep import registry
     from vocalsep.checkpoint import ModelFileError, save_model
 
     save_model(tmp_path / "m.pt", bundle)
     (tmp_path / "registry.json").write_text(json.dumps(
         {"default": "m", "models": {"m": {"file": "m.pt", "sha256": "f" * 64}}}))
-    monkeypatch.setattr(checkpoint.resources, "files", lambda pkg: tmp_path)
+    monkeypatch.setattr(registry.resources, "files", lambda pkg: tmp_path)
     with pytest.raises(ModelFileError, match="checksum mismatch"):
         Separator.from_pretrained()

@@ -138,6 +138,7 @@ class Settings:
 
     model: str | None = None
     device: str = "cpu"
+    runtime: str = "auto"
     separator: dict = field(default_factory=dict)  # Separator keyword arguments
     fmt: str = "wav"
     template: str = DEFAULT_TEMPLATE
@@ -150,14 +151,15 @@ class Worker:
     """One loaded model; ``__call__(item) -> record``. Used in worker processes and as a Ray actor."""
 
     def __init__(self, settings: Settings, threads: int | None = None):
-        if threads:
-            import torch
+        import sys
 
-            torch.set_num_threads(threads)
         from .separator import Separator
 
         self.settings = settings
-        self.sep = Separator.from_pretrained(settings.model, device=settings.device, **settings.separator)
+        self.sep = Separator.from_pretrained(settings.model, settings.runtime, device=settings.device, threads=threads,
+                                             **settings.separator)
+        if threads and "torch" in sys.modules:  # the torch runtime's own thread pool
+            sys.modules["torch"].set_num_threads(threads)
 
     def __call__(self, item: Item) -> dict:
         s, t0 = self.settings, time.time()

@@ -1,4 +1,4 @@
-"""Self-describing model files and the registry of bundled models.
+"""Self-describing torch model files (the bundled models' names and files are in :mod:`vocalsep.registry`).
 
 A model file is a ``torch.save``d dict of tensors and plain values only, read back with
 ``torch.load(weights_only=True)``, so loading never runs code from the file. It records the
@@ -7,13 +7,9 @@ a training summary and the versions that wrote it; the weights are loaded with `
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
-import re
 import zipfile
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,44 +17,44 @@ from torch import nn
 
 from ._atomic import atomic_path
 from .choices import STEMS
-from .errors import MAX_MODEL_FILE_BYTES, STEM_NAME, VocalsepError
-from .features import SILENCE_DB, FeatureConfig
+from .errors import MAX_MODEL_FILE_BYTES, VocalsepError
+from .features import FeatureConfig
+from .model_info import ModelInfo, info_problem
+from .registry import ModelFileError, file_sha256, registry, resolve_model  # noqa: F401 -- re-exported
 from .models import ARCHITECTURES, MODEL_CLASSES, check_model_args
 
 FORMAT = "vocalsep.model"
 FORMAT_VERSION = 1
 
 
-class ModelFileError(VocalsepError):
-    """A model file is missing, corrupt, foreign, or fails its checksum."""
-
-
-@dataclass
-class ModelBundle:
-    """Everything needed to separate with a trained model."""
+@dataclass(kw_only=True)
+class ModelBundle(ModelInfo):
+    """A torch model file loaded: the network itself and what :class:`~vocalsep.model_info.ModelInfo` says."""
 
     model: nn.Module
-    features: FeatureConfig
-    arch: str
-    model_kwargs: dict
-    voice_rule: dict | None = None  # {"vocals": [D floats], "accompaniment": [D floats]}
-    stems: tuple[str, ...] = STEMS
-    training: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-    # separation defaults chosen for this model: {"postfilter": False}, or per mask source {"postfilter": {"head": False}}
-    separation: dict = field(default_factory=dict)
+    runtime = "torch"
 
     @property
-    def silence_db(self) -> float:
-        """Bins this far below a chunk's loudest are left out of clustering: the threshold the model was
-        trained with, from the file's separation settings (:data:`~vocalsep.features.SILENCE_DB` for a
-        bundle built by hand without one)."""
-        return float(self.separation.get("silence_db", SILENCE_DB))
+    def heads(self) -> tuple[str, ...]:
+        return tuple(getattr(self.model, "heads", ("embedding",)))
 
-    def postfilter_default(self, mask_from: str) -> bool:
-        """Whether this model's file asks for the post-filter on masks from ``mask_from`` (yes when silent)."""
-        chosen = self.separation.get("postfilter", True)
-        return bool(chosen.get(mask_from, True) if isinstance(chosen, dict) else chosen)
+    def network(self, device: str | torch.device = "cpu", threads: int | None = None) -> "TorchNetwork":
+        return TorchNetwork(self.model, device)
+
+
+class TorchNetwork:
+    """The torch runtime's network step: raw log-mel (numpy) in, the asked heads (numpy float32) out."""
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelFileError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'")
+        self.model = model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, logmel, heads: tuple[str, ...]) -> dict:
+        out = self.model(torch.from_numpy(logmel).to(self.device), heads=heads)
+        return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
@@ -144,8 +140,16 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path, sha256: str | None = None) -> ModelBundle:
-    """Load a model file written by :func:`save_model`; verify ``sha256`` when given."""
+    """Load a model file written by :func:`save_model`, or an ONNX export (``.onnx``: the form the
+    bundled models ship in) as a torch network; verify ``sha256`` when given."""
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from .errors import require
+
+        require("onnx", "running an ONNX model file on torch", "torch")
+        from .export import import_onnx
+
+        return import_onnx(path, sha256)
     if sha256 is not None:
         digest = file_sha256(path)
         if digest != sha256:
@@ -209,63 +213,12 @@ def check_header(obj, path) -> tuple[type, FeatureConfig]:
         check_model_args(cls, features.n_mels, obj["model_kwargs"])
     except (VocalsepError, TypeError) as exc:
         raise bad(str(exc)) from None
-    stems = obj.get("stems", list(STEMS))
-    if not all(isinstance(s, str) and re.match(STEM_NAME, s) for s in stems) or sorted(stems) != sorted(STEMS):
-        raise bad(f"stems {stems!r} must be {' and '.join(STEMS)}")
-    rule = obj.get("voice_rule")
-    if rule is not None and not (set(rule) == set(STEMS) and all(
-            isinstance(v, list) and 0 < len(v) <= 4096 and all(isinstance(e, (int, float)) for e in v) for v in rule.values())):
-        raise bad("voice_rule must map vocals and accompaniment to lists of numbers")
-    if not _valid_separation(obj.get("separation") or {}):
-        raise bad(f"malformed separation defaults {obj['separation']!r}; expected e.g. "
-                  "{'postfilter': False}, {'postfilter': {'head': False}}, {'silence_db': 40.0}")
+    problem = info_problem(obj.get("stems", list(STEMS)), obj.get("voice_rule"), obj.get("separation") or {})
+    if problem:
+        raise bad(problem)
     if not all(isinstance(k, str) and (isinstance(v, torch.Tensor) or isinstance(v, dict) and "int8" in v)
                for k, v in obj["state_dict"].items()):
         raise bad("state_dict must map names to tensors")
     return cls, features
 
-
-def _valid_separation(sep) -> bool:
-    if not isinstance(sep, dict):
-        return False
-    if "silence_db" in sep and not (isinstance(sep["silence_db"], (int, float)) and not isinstance(sep["silence_db"], bool)
-                                    and 0 < sep["silence_db"] <= 200):
-        return False
-    pf = sep.get("postfilter", False)
-    if isinstance(pf, dict):
-        return all(isinstance(k, str) and isinstance(v, bool) for k, v in pf.items())
-    return isinstance(pf, bool)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ---- bundled models -------------------------------------------------------------------------
-
-def registry() -> dict:
-    """The bundled-model registry: ``{"default": name, "models": {name: {...}}}``."""
-    text = resources.files("vocalsep.pretrained").joinpath("registry.json").read_text()
-    return json.loads(text)
-
-
-def resolve_model(name_or_path: str | Path | None = None) -> tuple[Path, str | None]:
-    """A registered name (or None for the default) -> (bundled file, sha256); a path -> (path, None)."""
-    reg = registry()
-    name = reg["default"] if name_or_path is None else str(name_or_path)
-    if name in reg["models"]:
-        entry = reg["models"][name]
-        path = Path(str(resources.files("vocalsep.pretrained").joinpath(entry["file"])))
-        if not path.is_file():
-            raise ModelFileError(f"bundled model {name!r} is missing from the installation ({path}); reinstall vocalsep")
-        return path, entry["sha256"]
-    path = Path(name)
-    if not path.exists():
-        raise ModelFileError(f"{name}: neither a bundled model ({', '.join(sorted(reg['models']))}) "
-                             "nor an existing file")
-    return path, None
 

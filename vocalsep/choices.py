@@ -13,3 +13,4 @@ ORACLES = ("ibm-mel", "irm-mel", "ibm", "irm")
 CLIP_MODES = ("rescale", "clamp")
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
 DEVICES = ("cpu", "cuda")
+RUNTIMES = ("auto", "onnx", "torch")  # auto: ONNX Runtime when installed (CPU), else torch

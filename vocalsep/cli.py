@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from .choices import (CLIP_MODES, CLUSTER_METHODS, DEVICES, HIGH_BANDS, MASK_SOURCES, MASKS, ORACLES, OUTPUT_FORMATS,
-                      RECONSTRUCTIONS, STEMS)
+                      RECONSTRUCTIONS, RUNTIMES, STEMS)
 from .errors import MAX_SOURCES
 
 
@@ -163,6 +163,9 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. phases.0.lr=5e-4.")
 def train(config, out_dir, phase, overrides):
     """Train a model from a config; resumes a phase that was interrupted."""
+    from .errors import require
+
+    require("torch", "vocalsep train", "train")
     from .config import load_config
     from .train import train_phase
 
@@ -173,17 +176,20 @@ def train(config, out_dir, phase, overrides):
             click.echo(f"phase {p}: best model {best}")
 
 
-def _separator(progress=None, *, model=None, **options):
+def _separator(progress=None, *, model=None, runtime="auto", **options):
     from .separator import Separator
 
     # a bundled name (checksum verified) or a model file path
-    return Separator.from_pretrained(model, progress=progress, **options)
+    return Separator.from_pretrained(model, runtime, progress=progress, **options)
 
 
 def _model_choice(f):
-    """--model and --device, the options people use first."""
+    """--model, --runtime and --device, the options people use first."""
     f = click.option("--device", default="cpu", type=click.Choice(DEVICES), show_default=True,
-                     help="Where the network runs.")(f)
+                     help="Where the network runs (cuda: torch runtime).")(f)
+    f = click.option("--runtime", default="auto", type=click.Choice(RUNTIMES), show_default=True,
+                     help="What runs the network: onnx (ONNX Runtime, the default install) or torch; auto: ONNX "
+                          "Runtime when installed and on the CPU, else torch. Both give the same stems.")(f)
     return click.option("--model", "model", default=None, metavar="NAME|PATH",
                         help="Bundled model name or model file (default: the bundled default; see `vocalsep models`).")(f)
 
@@ -329,7 +335,7 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
     model_name = model or _default_model_name()
     if not quiet:
         click.echo(f"Separating {len(inputs)} file{'s' if len(inputs) != 1 else ''} with model {model_name} "
-                   f"({sep.bundle.arch}) on {device}", err=True)
+                   f"({sep.bundle.arch}, {sep.runtime} runtime) on {device}", err=True)
     if report:
         from .report import _pyplot
 
@@ -370,7 +376,8 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
         from . import __version__
         from .report import split_report
 
-        settings = {"vocalsep": __version__, "model": f"{model_name} ({sep.bundle.arch})", "device": device,
+        settings = {"vocalsep": __version__, "model": f"{model_name} ({sep.bundle.arch})", "runtime": sep.runtime,
+                    "device": device,
                     "mask from": sep.mask_from, "mask": sep.mask, "post-filter": sep.postfilter,
                     "reconstruct": sep.reconstruct, "high band": sep.high_band, "sources": sources,
                     "format": fmt, "start": start, "duration": duration or "to the end"}
@@ -382,7 +389,7 @@ def split(ctx, files, out_dir, model, device, fmt, template, only, int24, float3
 
 
 def _default_model_name() -> str:
-    from .checkpoint import registry
+    from .registry import registry
 
     return registry()["default"]
 
@@ -464,11 +471,11 @@ def evaluate(mir1k, musdb_root, dsd100_root, manifest, subset, split, is_wav, es
 @_verbosity
 def submission(out_dir, name, scores_dir, musdb_root, model, force):
     """Write OUT_DIR/NAME/{description.md,test/*.json} for the MUSDB18 leaderboard."""
-    from .checkpoint import load_model, resolve_model
+    from .registry import open_model, resolve_model
     from .submission import expected_tracks, write_submission
 
-    path, sha = resolve_model(model)
-    bundle = load_model(path, sha256=sha)
+    bundle = open_model(model)
+    path = resolve_model(model)[0]
     res = write_submission(name, scores_dir, out_dir, bundle.training, f"{bundle.arch}, {path.name}",
                            expected_tracks(musdb_root) if musdb_root else None, force)
     click.echo(f"wrote {res['path']}: {len(res['written'])} tracks")
@@ -499,8 +506,8 @@ def submission(out_dir, name, scores_dir, musdb_root, model, force):
 @click.option("--stem", "only", type=click.Choice(STEMS), help="Write this stem only.")
 @click.option("--force", is_flag=True, help="Replace existing outputs (of inputs the ledger does not call done).")
 @_verbosity
-def batch(inputs, out_dir, ledger, jobs, ray_address, ray_workers, ray_cpus, ray_gpus, model, device, fmt, template,
-          only, force):
+def batch(inputs, out_dir, ledger, jobs, ray_address, ray_workers, ray_cpus, ray_gpus, model, runtime, device, fmt,
+          template, only, force):
     """Separate a catalogue: INPUTS are files, folder trees and list files (.txt, one path per line).
 
     Every finished input is recorded in the ledger as it finishes; a rerun (after a crash, a kill or
@@ -517,7 +524,7 @@ def batch(inputs, out_dir, ledger, jobs, ray_address, ray_workers, ray_cpus, ray
         raise click.BadParameter(str(exc), param_hint="--filename") from None
     items = catalogue(inputs, out_dir)
     book = Ledger(ledger or out_dir / "ledger.jsonl")
-    settings = Settings(model=model, device=device, fmt=fmt, template=template, stems=(only,) if only else None,
+    settings = Settings(model=model, device=device, runtime=runtime, fmt=fmt, template=template, stems=(only,) if only else None,
                         overwrite=force)
     todo, skipped = plan(items, book, settings)
     quiet = _quiet()
@@ -554,22 +561,25 @@ def batch(inputs, out_dir, ledger, jobs, ray_address, ray_workers, ray_cpus, ray
 def export(model, out, force):
     """Write MODEL's network (a bundled name or a model file) to OUT as ONNX, with its features,
     stems, voice rule and separation defaults in the file's metadata (see docs/usage.md)."""
+    from .errors import require
+
+    require("torch", "vocalsep export", "train")
     from .checkpoint import load_model, registry, resolve_model
-    from .export import export_onnx
+    from .export import export_onnx, stored_weights
 
     if out.exists() and not force:
         raise click.UsageError(f"{out} exists; pass --force to replace it")
     path, sha = resolve_model(model)
     bundle = load_model(path, sha256=sha)
     licence = registry()["models"].get(model, {}).get("license", "")
-    export_onnx(bundle, out, licence=licence)
+    export_onnx(bundle, out, licence=licence, stored=stored_weights(path))
     click.echo(f"wrote {out}: {bundle.arch}, heads {', '.join(bundle.model.heads)}, {out.stat().st_size / 1e6:.1f} MB")
 
 
 @main.command()
 def models():
     """List the bundled models."""
-    from .checkpoint import registry
+    from .registry import registry
 
     reg = registry()
     for name, entry in reg["models"].items():

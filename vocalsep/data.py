@@ -265,22 +265,18 @@ def speed_change(x: np.ndarray, length: int) -> np.ndarray:
 def _short_time(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int, int]:
     """The STFT the waveform augmentations work on: a window of about 32 ms at ``sample_rate`` (512
     points at 16 kHz), a quarter-window hop. Returns (spec (frames, bins) complex, n_fft, hop)."""
-    import torch
-
     from .features import stft
 
     n_fft = 2 ** int(round(np.log2(0.032 * sample_rate)))
     hop = n_fft // 4
-    return stft(torch.from_numpy(np.asarray(x, np.float32))[None], n_fft, hop)[0].numpy(), n_fft, hop
+    return stft(np.asarray(x, np.float32)[None], n_fft, hop)[0], n_fft, hop
 
 
 def _inverse_short_time(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     """Inverse of :func:`_short_time`, ``length`` samples."""
-    import torch
-
     from .features import istft
 
-    return istft(torch.from_numpy(spec.astype(np.complex64))[None], n_fft, hop, length)[0].numpy()
+    return istft(spec.astype(np.complex64)[None], n_fft, hop, length)[0]
 
 
 def time_stretch(x: np.ndarray, length: int, sample_rate: int = 16000) -> np.ndarray:

@@ -54,3 +54,19 @@ def check_number(value, name: str, *, lo=None, hi=None, lo_open=False, integer=F
     if hi is not None and value > hi:
         raise error(f"{name} must be at most {hi}, got {value!r}")
     return value
+
+
+class MissingExtraError(VocalsepError, ImportError):
+    """A command or option needs a package that is not installed; the message names the extra."""
+
+
+def require(module: str, what: str, extra: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` can be imported (checked without importing it)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # blocked in sys.modules, or a broken installation
+        found = False
+    if not found:
+        raise MissingExtraError(f"{what} needs {module}, which is not installed: pip install 'vocalsep[{extra}]'")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .audio import save_audio
 from .choices import ACCOMPANIMENT, STEMS, VOCALS
@@ -50,12 +49,11 @@ def voice_pick_accuracy(separator, mix16: np.ndarray, voice16: np.ndarray, acc16
     right, total = 0, 0
     for s in range(0, len(mix16), seg):
         mel, loud, labels, voice = separator.voice_clusters(mix16[s:s + seg])
-        ref = [separator.front.analyse(torch.from_numpy(np.ascontiguousarray(r[s:s + seg]))[None])[1][0]
-               for r in (voice16, acc16)]
+        ref = [separator.front.analyse(np.ascontiguousarray(r[s:s + seg])[None])[1][0] for r in (voice16, acc16)]
         voice_dominant = (ref[0] > ref[1]) & loud
         if voice_dominant.sum() < 10 or loud.sum() < 10 or labels is None:
             continue  # no voice to find in this chunk, or nothing to split
-        energy = [(mel * (voice_dominant & (labels == k))).sum().item() for k in range(2)]
+        energy = [float((mel * (voice_dominant & (labels == k))).sum()) for k in range(2)]
         right += int(voice == int(np.argmax(energy)))
         total += 1
     return right / total if total else float("nan")
@@ -456,9 +454,10 @@ class Dsd100Corpus(Corpus):
                 if not path.is_file():
                     raise DatasetError(f"{path}: missing; every DSD100 track needs {', '.join(DSD100_SOURCES)}")
                 y, rate = load_audio(path)
-                src[s] = check_reference(str(path), y, rate, mix.shape[0], n, sr)
-            refs = {VOCALS: _fit_length(src["vocals"].T, n).T,
-                    ACCOMPANIMENT: _fit_length(sum(src[s] for s in DSD100_SOURCES[1:]).T, n).T}
+                # each source to the mixture's length first: they may differ from it, and from each
+                # other, by up to the tolerance check_reference allows
+                src[s] = _fit_length(check_reference(str(path), y, rate, mix.shape[0], n, sr).T, n).T
+            refs = {VOCALS: src["vocals"], ACCOMPANIMENT: sum(src[s] for s in DSD100_SOURCES[1:])}
             yield Track(folder.name, sr, mix, refs)
 
     def estimate_path(self, folder: Path, track: Track, stem: str) -> Path:

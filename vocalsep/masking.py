@@ -12,12 +12,11 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from .audio import resample
 from .choices import ACCOMPANIMENT, HIGH_BANDS, ORACLES, VOCALS
-from .features import (FeatureConfig, istft, mel_filterbank, mel_inverse, mel_magnitude, mel_to_bin_weights,
-                       stft)
+from .features import (FeatureConfig, SparseRows, istft, magnitude, mel_filterbank, mel_inverse, mel_magnitude,
+                       mel_to_bin_weights, stft)
 
 
 def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
@@ -27,21 +26,28 @@ def output_stft_size(sample_rate: int, cfg: FeatureConfig) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=16)
-def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str) -> torch.Tensor:
-    return mel_to_bin_weights(cfg, sample_rate, n_fft, high_band)
+def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: str) -> SparseRows:
+    """Band masks (..., bands) -> bin masks (..., bins), in a fixed order."""
+    return SparseRows(mel_to_bin_weights(cfg, sample_rate, n_fft, high_band))
 
 
-def interpolate_frames(mask: torch.Tensor, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> torch.Tensor:
-    """Resample a (frames, bands) mask in time onto ``n_frames`` frames ``hop_seconds`` apart (linear)."""
-    pos = torch.arange(n_frames, dtype=torch.float64) * (hop_seconds / model_hop_seconds)
-    pos = pos.clamp(0, mask.shape[0] - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=mask.shape[0] - 1)
-    frac = (pos - lo).to(mask.dtype)[:, None]
-    return mask[lo] * (1 - frac) + mask[hi] * frac
+@lru_cache(maxsize=16)
+def _mel_inverse(cfg: FeatureConfig) -> SparseRows:
+    return SparseRows(mel_inverse(cfg).T)
 
 
-def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, power: float = 2.0) -> torch.Tensor:
+def interpolate_frames(mask: np.ndarray, n_frames: int, hop_seconds: float, model_hop_seconds: float) -> np.ndarray:
+    """Resample ``(..., frames, bands)`` masks in time onto ``n_frames`` frames ``hop_seconds`` apart (linear)."""
+    mask = np.asarray(mask, np.float32)
+    t = mask.shape[-2]
+    pos = np.clip(np.arange(n_frames, dtype=np.float64) * (hop_seconds / model_hop_seconds), 0, t - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t - 1)
+    frac = (pos - lo).astype(np.float32)[:, None]
+    return mask[..., lo, :] * (1 - frac) + mask[..., hi, :] * frac
+
+
+def wiener_postfilter(spec: np.ndarray, mask: np.ndarray, frames: int = 5, power: float = 2.0) -> np.ndarray:
     """Refine a voice mask Wiener-style: ``P_v / (P_v + P_a)`` from the powers of the two masked
     estimates, summed over channels and smoothed over ``frames`` STFT frames.
 
@@ -49,21 +55,22 @@ def wiener_postfilter(spec: torch.Tensor, mask: torch.Tensor, frames: int = 5, p
     Where the first mask is confident and the energy is steady the result keeps it; isolated bins
     and flickering decisions are softened towards their neighbours in time.
     """
-    mag = torch.view_as_real(spec).square().sum(-1)  # |X|^2, cheaper than abs() of complex
-    mag = (mag if power == 2.0 else mag.pow(power / 2)).sum(1)  # (batch, frames, bins)
-    pv, pa = mag * mask.pow(power), mag * (1 - mask).pow(power)
+    mag = np.square(spec.real) + np.square(spec.imag)  # |X|^2, cheaper than abs() of complex
+    mag = (mag if power == 2.0 else mag ** (power / 2)).sum(1)  # (batch, frames, bins)
+    mask = np.asarray(mask, np.float32)
+    pv, pa = mag * mask ** power, mag * (1 - mask) ** power
     if frames > 1:  # moving average over time (edges repeated), by cumulative sums
         def smooth(p):
             left, right = frames // 2, (frames - 1) // 2
-            q = torch.cat([p[:, :1].expand(-1, left, -1), p, p[:, -1:].expand(-1, right, -1)], 1)
-            c = torch.nn.functional.pad(q.double().cumsum(1), (0, 0, 1, 0))
-            return ((c[:, frames:] - c[:, :-frames]) / frames).to(p.dtype)
+            q = np.concatenate([np.repeat(p[:, :1], left, 1), p, np.repeat(p[:, -1:], right, 1)], 1)
+            c = np.pad(q.astype(np.float64).cumsum(1), ((0, 0), (1, 0), (0, 0)))
+            return ((c[:, frames:] - c[:, :-frames]) / frames).astype(p.dtype)
 
         pv, pa = smooth(pv), smooth(pa)
-    return pv / (pv + pa).clamp_min(1e-12)
+    return (pv / np.maximum(pv + pa, 1e-12)).astype(np.float32, copy=False)
 
 
-def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, cfg: FeatureConfig,
+def apply_band_masks(audio: np.ndarray, masks: np.ndarray, sample_rate: int, cfg: FeatureConfig,
                      postfilter: bool = False, high_band: str = HIGH_BANDS[0]) -> np.ndarray:
     """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
 
@@ -76,25 +83,24 @@ def apply_band_masks(audio: np.ndarray, masks: torch.Tensor, sample_rate: int, c
     """
     k, channels, n = audio.shape
     n_fft, hop = output_stft_size(sample_rate, cfg)
-    spec = stft(torch.from_numpy(audio.reshape(k * channels, n)), n_fft, hop)  # (batch*channels, frames, bins)
-    to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band).T
-    m = torch.stack([interpolate_frames(mk, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate)
-                     for mk in masks]) @ to_bins  # (batch, frames, bins)
-    spec = spec.view(k, channels, *spec.shape[1:])
+    spec = stft(audio.reshape(k * channels, n), n_fft, hop)  # (batch*channels, frames, bins)
+    to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band)
+    m = to_bins(interpolate_frames(masks, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate))
+    spec = spec.reshape(k, channels, *spec.shape[1:])
     if postfilter:
         m = wiener_postfilter(spec, m)
     spec = spec * m[:, None]
-    return istft(spec.flatten(0, 1), n_fft, hop, length=n).numpy().reshape(k, channels, n)
+    return istft(spec.reshape(k * channels, *spec.shape[2:]), n_fft, hop, length=n).reshape(k, channels, n)
 
 
-def mel_reconstruct(mel: torch.Tensor, spec16: torch.Tensor, mask: torch.Tensor, n16: int, sample_rate: int, n: int,
+def mel_reconstruct(mel: np.ndarray, spec16: np.ndarray, mask: np.ndarray, n16: int, sample_rate: int, n: int,
                     cfg: FeatureConfig) -> np.ndarray:
     """The MIREX 2016 reconstruction of one chunk: the masked mel spectrogram through the inverse
     filterbank, the mixture's phase, inverse STFT at the model's rate, resampled to ``sample_rate``
     and fitted to ``n`` samples."""
-    mag = (mel * mask) @ mel_inverse(cfg)
-    phase = spec16 / spec16.abs().clamp_min(1e-12)
-    y16 = istft((mag * phase)[None], cfg.n_fft, cfg.hop_length, length=n16)[0].numpy()
+    mag = _mel_inverse(cfg)(mel * mask)
+    phase = spec16 / np.maximum(magnitude(spec16), 1e-12)
+    y16 = istft((mag * phase)[None], cfg.n_fft, cfg.hop_length, length=n16)[0]
     y = resample(y16, cfg.sample_rate, sample_rate)
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
@@ -115,15 +121,15 @@ def oracle_estimates(kind: str, voice: np.ndarray, acc: np.ndarray, sample_rate:
     mix = voice + acc
 
     def ideal(v, a):
-        return (v > a).float() if kind.startswith("ibm") else v / (v + a).clamp_min(1e-12)
+        return (v > a).astype(np.float32) if kind.startswith("ibm") else v / np.maximum(v + a, 1e-12)
 
     if kind.endswith("-mel"):
-        refs = torch.from_numpy(np.stack([resample(r.mean(0), sample_rate, cfg.sample_rate) for r in (voice, acc)]))
+        refs = np.stack([resample(r.mean(0), sample_rate, cfg.sample_rate) for r in (voice, acc)])
         mel = mel_magnitude(stft(refs, cfg.n_fft, cfg.hop_length), mel_filterbank(cfg))
         vocals = apply_band_masks(mix[None], ideal(mel[0], mel[1])[None], sample_rate, cfg)[0]
     else:
         n_fft, hop = output_stft_size(sample_rate, cfg)
-        spec = stft(torch.from_numpy(np.concatenate([voice, acc, mix])), n_fft, hop).unflatten(0, (3, len(voice)))
-        mask = ideal(spec[0].abs(), spec[1].abs())
-        vocals = istft(spec[2] * mask, n_fft, hop, length=mix.shape[1]).numpy()
+        spec = stft(np.concatenate([voice, acc, mix]), n_fft, hop).reshape(3, len(voice), -1, n_fft // 2 + 1)
+        mask = ideal(magnitude(spec[0]), magnitude(spec[1]))
+        vocals = istft(spec[2] * mask, n_fft, hop, length=mix.shape[1])
     return {VOCALS: vocals, ACCOMPANIMENT: mix - vocals}

@@ -4,22 +4,22 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .apply import apply_chunked, iter_chunked
 from .audio import AudioError, AudioOutput, check_output, fit_gain, open_audio
-from .checkpoint import ModelBundle, load_model, resolve_model
 from .choices import ACCOMPANIMENT, CLIP_MODES, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
 from .cluster import assign, fit_centroids, pick_voice_cluster, source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_INPUT_PEAK, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
-from .features import silence_weights
+from .features import loud_bins
 from .frontend import FrontEnd
 from .masking import apply_band_masks, mel_reconstruct
+from .model_info import ModelInfo
 from .outputs import DEFAULT_TEMPLATE, output_paths
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,12 @@ class Separator:
     """Separates singing voice from accompaniment with a deep clustering or mask-inference model.
 
     Args:
-        bundle: a loaded model (see :meth:`from_pretrained` and :meth:`from_file`).
-        device: where the network runs (``"cpu"``, ``"cuda"``); audio stays on the CPU.
+        bundle: a loaded model (see :meth:`from_pretrained` and :meth:`from_file`): an exported ONNX file
+            run by ONNX Runtime, or a torch model file run by torch. Only the network step differs;
+            features, clustering, masks and the chunked loop are the same code for both.
+        device: where the network runs (``"cpu"``, ``"cuda"``: torch only); audio stays on the CPU.
+        threads: the ONNX runtime's intra-op threads (None: one per physical core); torch uses its own
+            setting (``torch.set_num_threads``).
         reconstruct: ``"full"`` (default: the voice mask is applied to the input's own STFT at its
             own rate on every channel, so nothing above 8 kHz is lost and vocals + accompaniment
             equal the input) or ``"mel"`` (the MIREX 2016 path: masked mel spectrogram, inverse mel
@@ -64,12 +68,12 @@ class Separator:
         progress: optional ``progress(done_chunks, total_chunks)`` callback, called after each batch.
     """
 
-    def __init__(self, bundle: ModelBundle, device: str | torch.device = "cpu", reconstruct: str = "full",
+    def __init__(self, bundle: ModelInfo, device: str = "cpu", reconstruct: str = "full",
                  cluster: str = "kmeans", segment_frames: int = 500, overlap: float = 0.25, seed: int = 0,
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
                  mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None,
-                 high_band: str = HIGH_BANDS[0]):
+                 high_band: str = HIGH_BANDS[0], threads: int | None = None):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS), ("high-band rule", high_band, HIGH_BANDS),
                                      ("clustering method", cluster, CLUSTER_METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
@@ -82,7 +86,12 @@ class Separator:
         check_number(sources, "sources", lo=2, hi=MAX_SOURCES, integer=True, error=SeparationError)
         check_number(softness, "softness", lo=0, lo_open=True, error=SeparationError)
         check_number(overlap, "overlap", lo=0, hi=0.5, error=SeparationError)
-        heads = tuple(getattr(bundle.model, "heads", ("embedding",)))
+        if not isinstance(bundle, ModelInfo):
+            raise SeparationError(f"bundle must be a loaded model (Separator.from_pretrained, from_file), got "
+                                  f"{type(bundle).__name__}")
+        if threads is not None:
+            check_number(threads, "threads", lo=1, hi=1024, integer=True, error=SeparationError)
+        heads = bundle.heads
         if mask_from == "auto":
             mask_from = "head" if "mask" in heads and sources == 2 else "clusters"
         if mask == "auto":
@@ -103,12 +112,15 @@ class Separator:
                                   "sources); turn it off with --no-postfilter")
         if mask_from == "clusters" and sources == 2:
             voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
+        if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
+            from .errors import require
+
+            require("sklearn", f"--cluster {cluster}", "cluster")
         self.bundle = bundle
         self.cfg = bundle.features
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise SeparationError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'")
-        self.model = bundle.model.to(self.device).eval()
+        self.device = str(device)
+        self.network = bundle.network(self.device, threads)
+        self.runtime = bundle.runtime
         self.reconstruct, self.cluster, self.mask_from, self.mask = reconstruct, cluster, mask_from, mask
         self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
         self.high_band = high_band
@@ -122,16 +134,19 @@ class Separator:
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, name: str | None = None, **kwargs) -> "Separator":
+    def from_pretrained(cls, name: str | None = None, runtime: str = "auto", **kwargs) -> "Separator":
         """A bundled model by name (default: the package's default model; its sha256 is checked),
-        or, when ``name`` is not a bundled model, a model file path."""
-        path, sha = resolve_model(name)
-        return cls(load_model(path, sha256=sha), **kwargs)
+        or, when ``name`` is not a bundled model, a model file path (``.onnx``: an export; else a torch
+        model file). ``runtime``: ``"onnx"``, ``"torch"`` or ``"auto"`` (ONNX Runtime when it is
+        installed and the device is the CPU, else torch)."""
+        from .registry import open_model
+
+        return cls(open_model(name, runtime, kwargs.get("device", "cpu"), kwargs.get("threads")), **kwargs)
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs) -> "Separator":
-        """A model file written by ``vocalsep train`` or :func:`vocalsep.checkpoint.save_model`."""
-        return cls(load_model(path), **kwargs)
+    def from_file(cls, path: str | Path, runtime: str = "auto", **kwargs) -> "Separator":
+        """A model file: an ONNX export (``vocalsep export``) or a torch model file (``vocalsep train``)."""
+        return cls.from_pretrained(str(path), runtime, **kwargs)
 
     @property
     def stems(self) -> tuple[str, ...]:
@@ -147,7 +162,8 @@ class Separator:
         input's shape, sample rate, type and dtype (a numpy array, or a tensor on the input's device);
         integer input is read as full-scale PCM and the stems come back in the same integer scale.
         """
-        as_tensor = isinstance(audio, torch.Tensor)
+        torch = sys.modules.get("torch")  # a tensor can only be passed where torch is already imported
+        as_tensor = torch is not None and isinstance(audio, torch.Tensor)
         x, scale = self._as_array(audio)
         mono = x.ndim == 1
         x2 = x[None] if mono else x
@@ -294,7 +310,8 @@ class Separator:
     @staticmethod
     def _as_array(audio) -> tuple[np.ndarray, tuple | None]:
         """float32 (channels or none, samples), and for integer input (min, max, mid, half range)."""
-        if isinstance(audio, torch.Tensor):
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(audio, torch.Tensor):
             if audio.is_meta:
                 raise SeparationError("audio is a meta tensor, which holds no samples; pass a tensor with data")
             if audio.layout != torch.strided:
@@ -335,15 +352,13 @@ class Separator:
             return self.separate_chunks(chunks, sample_rate, track)
         return fn
 
-    @torch.inference_mode()
     def infer(self, mono16: np.ndarray, heads: tuple[str, ...] | None = None):
         """(batch, samples) mono at the model rate -> the network's heads (``embedding`` (batch, frames,
         bands, D) and/or ``mask`` (batch, frames, bands); by default those this separator uses), mel
-        magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins)."""
-        spec, mel = self.front.analyse(torch.from_numpy(np.atleast_2d(mono16)))
+        magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins), all numpy."""
+        spec, mel = self.front.analyse(np.atleast_2d(mono16))
         wanted = heads or (("mask",) if self.mask_from == "head" else ("embedding",))
-        out = self.model(self.front.log_mel(mel).to(self.device), heads=wanted)
-        return {k: v.float().cpu() for k, v in out.items()}, mel, spec
+        return self.network(self.front.log_mel(mel), tuple(wanted)), mel, spec
 
     def embed(self, mono16: np.ndarray):
         """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""
@@ -356,28 +371,26 @@ class Separator:
         rule picks or None); None labels when the chunk has nothing to split."""
         emb, mel, _ = self.embed(mono16)
         emb, mel = emb[0], mel[0]
-        loud = silence_weights(mel[None], self.silence_db)[0].bool()
-        cents = fit_centroids(emb.numpy()[None], loud.numpy()[None], "kmeans", 2, self.seed, self.n_init,
-                              self.fit_points)[0]
+        loud = loud_bins(mel[None], self.silence_db)[0]
+        cents = fit_centroids(emb[None], loud[None], "kmeans", 2, self.seed, self.n_init, self.fit_points)[0]
         if cents is None:
             return mel, loud, None, None
-        labels = torch.from_numpy(assign(emb.numpy(), cents).argmax(-1))
+        labels = assign(emb, cents).argmax(-1)
         return mel, loud, labels, pick_voice_cluster(cents, voice_direction(self.bundle.voice_rule))
 
-    def masks(self, heads: dict, mel: torch.Tensor, track: dict | None = None) -> torch.Tensor:
+    def masks(self, heads: dict, mel: np.ndarray, track: dict | None = None) -> np.ndarray:
         """Masks on the model grid: (batch, frames, bands) for the voice, or (batch, sources, frames,
         bands) when ``sources`` > 2 (``track``: see :func:`~vocalsep.cluster.source_masks`)."""
         if self.mask_from == "head":
             m = heads["mask"]
-            return m if self.mask == "soft" else (m > 0.5).float()
-        loud = silence_weights(mel, self.silence_db).bool().numpy()
-        emb = heads["embedding"].numpy()
+            return m if self.mask == "soft" else (m > 0.5).astype(np.float32)
+        loud = loud_bins(mel, self.silence_db)
+        emb = heads["embedding"]
         if self.sources > 2:
-            return torch.from_numpy(source_masks(emb, loud, self.sources, self.bundle.voice_rule, self.seed,
-                                                 self.n_init, self.fit_points, track))
+            return source_masks(emb, loud, self.sources, self.bundle.voice_rule, self.seed, self.n_init,
+                                self.fit_points, track)
         soft = self.softness if self.mask == "soft" else None
-        return torch.from_numpy(voice_masks(emb, loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init,
-                                            self.fit_points, soft))
+        return voice_masks(emb, loud, self.bundle.voice_rule, self.cluster, self.seed, self.n_init, self.fit_points, soft)
 
     def separate_chunks(self, chunks: np.ndarray, sample_rate: int, track: dict | None = None) -> dict[str, np.ndarray]:
         """Separate a batch of chunks, (batch, channels, samples) float32 -> ``{stem: same shape}``.

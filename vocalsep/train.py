@@ -19,6 +19,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import ModelBundle, atomic_torch_save, load_model, read_checkpoint, save_model
@@ -27,7 +28,7 @@ from .config import MASK_TARGETS, ConfigError, TrainConfig
 from .data import RemixSampler, fixed_chunks, load_clips, load_pool, load_voices
 from .distributed import barrier, from_rank0, gather, init_distributed
 from .errors import VocalsepError
-from .features import FeatureConfig, ideal_binary_labels, silence_weights
+from .features import FeatureConfig, loud_bins
 from .frontend import FrontEnd
 from .losses import objective
 from .models import build_model, model_args
@@ -103,18 +104,29 @@ class FeatureExtractor:
             raise ConfigError(f"unknown mask_target {mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
         self.cfg, self.silence_db, self.device = fcfg, silence_db, torch.device(device)
         self.mask_target = mask_target
-        self.front = FrontEnd(fcfg, self.device)
+        self.front = FrontEnd(fcfg)  # the numpy front end separation uses, so the two cannot drift apart
 
-    def __call__(self, voice: torch.Tensor, acc: torch.Tensor):
-        voice, acc = voice.to(self.device), acc.to(self.device)
-        mel = self.front.analyse(torch.cat([voice, acc, voice + acc]))[1].unflatten(0, (3, voice.shape[0]))
-        labels = ideal_binary_labels(mel[:2])  # 0 = vocals, 1 = accompaniment
-        weights = silence_weights(mel[2], self.silence_db)
+    def __call__(self, voice, acc):
+        v, a = _as_numpy(voice), _as_numpy(acc)
+        _, mel = self.front.analyse(np.concatenate([v, a, v + a]))
+        mel = mel.reshape(3, len(v), *mel.shape[1:])
+        labels = mel[:2].argmax(0)  # 0 = vocals, 1 = accompaniment (ties: vocals, as torch.argmax)
+        weights = loud_bins(mel[2], self.silence_db).astype(np.float32)
         if self.mask_target == "irm":
-            target = mel[0] / (mel[0] + mel[1]).clamp_min(1e-12)
+            target = mel[0] / np.maximum(mel[0] + mel[1], 1e-12)
         else:
-            target = (labels == 0).to(mel.dtype)
-        return self.front.log_mel(mel[2]), labels, weights, target
+            target = (labels == 0).astype(np.float32)
+
+        def to(x):
+            return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+
+        return to(self.front.log_mel(mel[2])), to(labels.astype(np.int64)), to(weights), to(target)
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, np.float32)
 
 
 def feature_stats(clips, fx: FeatureExtractor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,12 +1,14 @@
-"""Bundle a trained model into the vocalsep package (int8 weight storage) and register it.
+"""Bundle a trained model into the vocalsep package (int8 weights, as ONNX) and register it.
 
     python recipes/mir1k/package.py exp/mir1k_default/chimera/phase1/best.pt --name mir1k-chimera [--default]
                                     [--replace OLD_NAME] [--no-postfilter head|clusters]
 
 ``--no-postfilter head`` records in the model file that masks from its mask head skip the
-Wiener-style post-filter by default (the choice made on validation for that model). Writes
-vocalsep/pretrained/<name>.pt and its entry (file, sha256, description, licence, training summary)
-in vocalsep/pretrained/registry.json.
+Wiener-style post-filter by default (the choice made on validation for that model). The weights are
+stored in int8 (one scale per row) and exported (``vocalsep.export``) to
+vocalsep/pretrained/<name>.onnx, the one file both runtimes read (ONNX Runtime directly, torch by
+rebuilding the network from its weights), with its entry (file, sha256, description, licence,
+training summary) in vocalsep/pretrained/registry.json.
 """
 from __future__ import annotations
 
@@ -31,14 +33,20 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from vocalsep.checkpoint import file_sha256, load_model, save_model
+    import tempfile
 
+    from vocalsep.checkpoint import file_sha256, load_model, read_checkpoint, save_model
+    from vocalsep.export import export_onnx
+
+    reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
     bundle = load_model(args.model)
     if args.no_postfilter:
         bundle.separation["postfilter"] = {source: False for source in args.no_postfilter}
-    dest = ROOT / "vocalsep" / "pretrained" / f"{args.name}.pt"
-    save_model(dest, bundle, storage="int8")
-    reg_path = ROOT / "vocalsep" / "pretrained" / "registry.json"
+    dest = ROOT / "vocalsep" / "pretrained" / f"{args.name}.onnx"
+    with tempfile.TemporaryDirectory() as d:
+        stored = Path(d) / "int8.pt"
+        save_model(stored, bundle, storage="int8")
+        export_onnx(load_model(stored), dest, licence=args.license, stored=read_checkpoint(stored)["state_dict"])
     reg = json.loads(reg_path.read_text())
     reg["models"][args.name] = {"file": dest.name, "sha256": file_sha256(dest), "description": args.description,
                                 "license": args.license, "training": bundle.training}

@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", default="exp/voices/heldout", type=Path,
                     help="the held-out voices' clips (recipes/mixed/prepare_voices.py)")
     ap.add_argument("--json", default=None, type=Path, help="also write the scores here")
+    ap.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"], help="what runs the network")
     args = ap.parse_args(argv)
     manifest = args.heldout / "heldout.txt"
     if args.sets is None:
@@ -137,8 +138,8 @@ def main(argv=None) -> int:
     kwargs = {"postfilter": args.postfilter}
     if args.high_band:
         kwargs["high_band"] = args.high_band
-    sep = Separator.from_pretrained(args.model, **kwargs)
-    result = {"model": args.model or "default", "postfilter": sep.postfilter}
+    sep = Separator.from_pretrained(args.model, args.runtime, **kwargs)
+    result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter}
     print(f"model {result['model']}", flush=True)
     if "unseen" in args.sets:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)

@@ -1,0 +1,213 @@
+"""The ONNX runtime against the torch runtime, side by side in one sitting: whole-process wall time
+and peak memory of `vocalsep split`, a per-stage breakdown, ONNX Runtime's settings, install size.
+
+    python bench/runtime.py [--seconds 1 180 3600] [--repeat 3] [--model NAME] [--stages] [--ort-options]
+                            [--install WHEEL [--baseline-wheel OLD_WHEEL]]
+
+* Every timed run is a fresh ``python -m vocalsep.cli split --runtime R`` process (imports and model
+  load included) on a generated 44.1 kHz stereo wav; the median of ``--repeat`` runs per runtime, the
+  runs alternating between the two runtimes so that both see the same machine load; peak RSS is the
+  child's maximum resident set size.
+* ``--stages``: seconds per stage of one in-process separation of a 3-minute input per runtime
+  (import, model load, reading, front end, network, masks, mask application and inverse STFT,
+  writing).
+* ``--ort-options``: the network alone on 8 chunks of 500 frames under each ONNX Runtime setting
+  that matters (graph optimisation level, intra-op threads, dynamic int8 quantisation), against torch.
+* ``--install WHEEL``: the size of a fresh virtual environment after ``pip install WHEEL`` (the
+  default install, no torch), and with ``--baseline-wheel`` after installing an earlier wheel the way
+  its README said (torch 2.13.0 CPU first).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from separate import make_input  # noqa: E402
+
+
+def run_split(src: Path, out: Path, runtime: str, model: str | None) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(out), "--force", "-q",
+           "--runtime", runtime] + (["--model", model] if model else [])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"split failed: {proc.stderr.read().decode()}")
+    return wall, usage.ru_maxrss / 1024
+
+
+STAGES = r'''
+import json, sys, tempfile, time
+from pathlib import Path
+t0 = time.perf_counter()
+from vocalsep.separator import Separator
+import vocalsep.separator as S, vocalsep.frontend as F, vocalsep.audio as A
+timings = {"import": time.perf_counter() - t0}
+def timed(name, owner, attr):
+    fn = getattr(owner, attr)
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+    setattr(owner, attr, wrapper)
+t = time.perf_counter()
+sep = Separator.from_pretrained(sys.argv[3] or None, sys.argv[2])
+timings["model load"] = time.perf_counter() - t
+timed("reading", A.AudioReader, "read")
+timed("writing", A.AudioOutput, "write")
+timed("front end (resample, STFT, mel)", sep.front, "to_model_rate")
+timed("front end (resample, STFT, mel)", sep.front, "analyse")
+timed("network", sep, "network")
+timed("masks", sep, "masks")
+timed("mask application + inverse STFT", S, "apply_band_masks")
+with tempfile.TemporaryDirectory() as d:
+    t = time.perf_counter()
+    sep.separate_file(sys.argv[1], {s: Path(d) / f"{s}.wav" for s in sep.stems})
+    total = time.perf_counter() - t
+    timings["commit and the rest"] = total - sum(v for k, v in timings.items() if k not in ("import", "model load"))
+print(json.dumps(timings))
+'''
+
+
+def stages(src: Path, runtime: str, model: str | None) -> dict[str, float]:
+    import json
+
+    out = subprocess.run([sys.executable, "-c", STAGES, str(src), runtime, model or ""], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ort_options(model: str | None) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from vocalsep.checkpoint import load_model
+    from vocalsep.registry import resolve_model
+
+    onnx_path, _ = resolve_model(model)
+    x = (np.random.default_rng(0).standard_normal((8, 500, 150)) - 5).astype(np.float32)
+
+    def median_time(fn, n=5):
+        fn()
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    bundle = load_model(onnx_path)
+    net = bundle.model.eval()
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(x), heads=bundle.heads)[bundle.heads[0]].numpy()
+        t_torch = median_time(lambda: net(torch.from_numpy(x), heads=bundle.heads))
+    print(f"  torch ({torch.get_num_threads()} threads){'':32s} {t_torch:7.3f} s   x1.00")
+    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    files = {"float32 weights (bundled)": str(onnx_path)}
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            q = Path(d) / "dynamic-int8.onnx"
+            quantize_dynamic(str(onnx_path), str(q), weight_type=QuantType.QInt8)
+            files["dynamic int8 activations"] = str(q)
+        except Exception as exc:  # noqa: BLE001 -- an operator the quantiser does not support
+            print(f"  dynamic int8: not available ({type(exc).__name__})")
+        for what, path in files.items():
+            for level in ("basic", "extended", "all"):
+                for threads in (1, 2, 0):
+                    opts = ort.SessionOptions()
+                    opts.graph_optimization_level = levels[level]
+                    opts.intra_op_num_threads = threads
+                    opts.log_severity_level = 3
+                    s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+                    got = s.run(None, {"logmel": x})[0]
+                    t = median_time(lambda: s.run(None, {"logmel": x}))
+                    label = f"{what}, {level}, {threads or 'default'} threads"
+                    print(f"  {label:48s} {t:7.3f} s   x{t_torch / t:.2f}   max |diff| {np.abs(got - ref).max():.1e}",
+                          flush=True)
+
+
+def venv_size(wheel: Path, torch_first: bool) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        venv = Path(d) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+
+        def size():
+            return sum(p.stat().st_size for p in venv.rglob("*") if p.is_file() and not p.is_symlink())
+
+        empty = size()
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        if torch_first:
+            subprocess.run(pip + ["torch==2.13.0"], check=True, capture_output=True)
+        subprocess.run(pip + [str(wheel)], check=True, capture_output=True)
+        return (size() - empty) / 1e6
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, nargs="+", default=[1, 180, 3600])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--stages", action="store_true")
+    ap.add_argument("--ort-options", action="store_true")
+    ap.add_argument("--install", type=Path, metavar="WHEEL")
+    ap.add_argument("--baseline-wheel", type=Path)
+    args = ap.parse_args(argv)
+    import onnxruntime
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
+          f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
+    if args.install:
+        print(f"installed size, fresh venv, pip install {args.install.name}: {venv_size(args.install, False):.0f} MB")
+        if args.baseline_wheel:
+            print(f"installed size, fresh venv, torch==2.13.0 then {args.baseline_wheel.name}: "
+                  f"{venv_size(args.baseline_wheel, True):.0f} MB")
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        if args.seconds:
+            print(f"{'input':>8s} {'runtime':>8s} {'wall s (median)':>16s} {'peak RSS MiB':>13s}  runs")
+        for seconds in args.seconds:
+            src = d / f"in_{seconds:g}s.wav"
+            make_input(src, seconds / 60, 44100)
+            runs = {"onnx": [], "torch": []}
+            for _ in range(args.repeat):
+                for rt in runs:
+                    runs[rt].append(run_split(src, d / "out", rt, args.model))
+            med = {rt: statistics.median(r[0] for r in rs) for rt, rs in runs.items()}
+            for rt, rs in runs.items():
+                print(f"{seconds:>7g}s {rt:>8s} {med[rt]:16.2f} {statistics.median(r[1] for r in rs):13.0f}  "
+                      + ", ".join(f"{r[0]:.2f}" for r in rs), flush=True)
+            print(f"{'':>8s} {'onnx/torch':>8s} {med['onnx'] / med['torch']:16.2f}")
+            src.unlink()
+        if args.stages:
+            src = d / "stages.wav"
+            make_input(src, 3, 44100)
+            per = {rt: stages(src, rt, args.model) for rt in ("onnx", "torch")}
+            print("\nper-stage seconds, one in-process run of a 3-minute input:")
+            print(f"  {'stage':36s} {'onnx':>7s} {'torch':>7s}")
+            for name in per["torch"]:
+                print(f"  {name:36s} {per['onnx'].get(name, 0):7.2f} {per['torch'][name]:7.2f}")
+        if args.ort_options:
+            print("\nthe network alone, 8 chunks x 500 frames (median of 5):")
+            ort_options(args.model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
