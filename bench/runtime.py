@@ -32,19 +32,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import separate  # noqa: E402
 from separate import make_input  # noqa: E402
 
 
 def run_split(src: Path, out: Path, runtime: str, model: str | None) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "vocalsep.cli", "split", str(src), "-o", str(out), "--force", "-q",
-           "--runtime", runtime] + (["--model", model] if model else [])
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"split failed: {proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    """(wall seconds, peak RSS MiB) of one fresh `vocalsep split --runtime RUNTIME` process."""
+    return separate.run_split(src, out, model, ["-q", "--runtime", runtime])
 
 
 STAGES = r'''
