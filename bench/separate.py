@@ -24,6 +24,20 @@ from pathlib import Path
 import numpy as np
 
 
+def machine() -> str:
+    """The processor, CPU count and the versions that decide the speed of a run."""
+    from importlib import metadata
+
+    versions = []
+    for dist in ("vocalsep", "onnxruntime", "torch", "numpy"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
+            f"{platform.python_version()}, " + ", ".join(versions))
+
+
 def make_input(path: Path, minutes: float, sr: int) -> None:
     """A long stereo test signal written in blocks (never held whole in memory)."""
     import soundfile as sf
@@ -53,34 +67,48 @@ def run_split(src: Path, out: Path, model: str | None, extra: list[str] = ()) ->
     return wall, usage.ru_maxrss / 1024  # MiB
 
 
-def stage_breakdown(src: Path, model: str | None) -> dict[str, float]:
-    """Seconds spent per stage in one in-process separation of ``src``."""
-    from vocalsep import Separator
-    from vocalsep import frontend
-
-    timings: dict[str, float] = {}
-
-    def timed(name, fn):
-        def wrapper(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
-        return wrapper
-
-    t = time.perf_counter()
-    sep = Separator.from_pretrained(model)
-    timings["model load"] = time.perf_counter() - t
-    frontend.resample = timed("resample", frontend.resample)
-    sep.infer = timed("features + network", sep.infer)
-    sep.masks = timed("clustering", sep.masks)
-    with tempfile.TemporaryDirectory() as d:
+STAGES = r'''
+import json, sys, tempfile, time
+from pathlib import Path
+t0 = time.perf_counter()
+from vocalsep.separator import Separator
+import vocalsep.separator as S, vocalsep.frontend as F, vocalsep.audio as A
+timings = {"import": time.perf_counter() - t0}
+def timed(name, owner, attr):
+    fn = getattr(owner, attr)
+    def wrapper(*a, **k):
         t = time.perf_counter()
-        sep.separate_file(src, {s: Path(d) / f"{s}.wav" for s in sep.stems})
-        total = time.perf_counter() - t
-    timings["mask + ISTFT + I/O (rest)"] = total - sum(v for k, v in timings.items() if k != "model load")
-    return timings
+        try:
+            return fn(*a, **k)
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+    setattr(owner, attr, wrapper)
+t = time.perf_counter()
+sep = Separator.from_pretrained(sys.argv[3] or None, sys.argv[2])
+timings["model load"] = time.perf_counter() - t
+timed("reading", A.AudioReader, "read")
+timed("writing", A.AudioOutput, "write")
+timed("front end (resample, STFT, mel)", sep.front, "to_model_rate")
+timed("front end (resample, STFT, mel)", sep.front, "analyse")
+timed("network", sep, "network")
+timed("masks", sep, "masks")
+timed("mask application + inverse STFT", S, "apply_band_masks")
+with tempfile.TemporaryDirectory() as d:
+    t = time.perf_counter()
+    sep.separate_file(sys.argv[1], {s: Path(d) / f"{s}.wav" for s in sep.stems})
+    total = time.perf_counter() - t
+    timings["commit and the rest"] = total - sum(v for k, v in timings.items() if k not in ("import", "model load"))
+print(json.dumps(timings))
+'''
+
+
+def stages(src: Path, runtime: str = "auto", model: str | None = None) -> dict[str, float]:
+    """Seconds per stage of one separation of ``src`` in a fresh process (its imports timed too)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", STAGES, str(src), runtime, model or ""], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -94,10 +122,7 @@ def main(argv=None) -> int:
                     help="output formats to time (ratios are to the first)")
     args = ap.parse_args(argv)
     extra = args.split_args.split()
-    import torch
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}")
+    print(f"machine: {machine()}")
     if extra:
         print("split options:", " ".join(extra))
     print(f"{'input':>10s} {'format':>6s} {'wall s (median)':>16s} {'ratio':>6s} {'RTF':>8s} {'peak RSS MiB':>13s}  runs")
@@ -118,8 +143,8 @@ def main(argv=None) -> int:
         src = d / "stages.wav"
         make_input(src, min(args.minutes), args.sr)
         print(f"\nper-stage seconds, one in-process run of {min(args.minutes):g} min:")
-        for name, sec in stage_breakdown(src, args.model).items():
-            print(f"  {name:28s} {sec:7.2f}")
+        for name, sec in stages(src, "auto", args.model).items():
+            print(f"  {name:36s} {sec:7.2f}")
     return 0
 
 
