@@ -107,6 +107,29 @@ def test_bundled_models_ship_once_as_int8_onnx_that_both_runtimes_read(tmp_path)
     assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
 
 
+def test_onnx_runtime_folds_the_int8_weights_into_float32_at_load(tmp_path):
+    """The graph ONNX Runtime runs under vocalsep's session settings has no DequantizeLinear left (the
+    int8-stored weights became float32 constants once, at load), where its defaults keep them as
+    quantised-graph nodes that dequantise on every call."""
+    import onnx
+    import onnxruntime as ort
+
+    from vocalsep.onnx_model import session_options
+
+    path, _ = resolve_model(None)
+
+    def ops_after_load(opts, out):
+        opts.optimized_model_filepath = str(out)
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return {n.op_type for n in onnx.load(str(out)).graph.node}
+
+    plain = ort.SessionOptions()
+    plain.log_severity_level = 3
+    assert "DequantizeLinear" in ops_after_load(plain, tmp_path / "plain.onnx")
+    ours = ops_after_load(session_options(), tmp_path / "ours.onnx")
+    assert "DequantizeLinear" not in ours and "Conv" in ours
+
+
 def test_the_torch_network_from_an_export_is_the_model_file_it_was_exported_from(tmp_path):
     from test_export import tiny
 
