@@ -187,3 +187,28 @@ def test_high_band_rule_changes_only_what_lies_above_the_models_band(bundle):
     assert energy[:, f < 7000].sum() < 1e-3 * energy.sum()
     with pytest.raises(SeparationError, match="high-band rule"):
         Separator(bundle, high_band="loudest")
+
+
+@pytest.mark.parametrize("postfilter, high_band", [(False, "octave"), (True, "top")])
+def test_masks_applied_on_several_threads_give_the_same_bits(postfilter, high_band):
+    from vocalsep.features import FeatureConfig
+    from vocalsep.masking import apply_band_masks
+
+    cfg = FeatureConfig(n_mels=20)
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((5, 2, 44100)).astype(np.float32)  # 5 chunks: uneven shares on 2 or 3 threads
+    masks = rng.random((5, 126, 20)).astype(np.float32)
+    one = apply_band_masks(audio, masks, 44100, cfg, postfilter, high_band, threads=1)
+    for threads in (2, 3, 8):
+        assert np.array_equal(apply_band_masks(audio, masks, 44100, cfg, postfilter, high_band, threads=threads), one)
+    alone = [apply_band_masks(audio[i:i + 1], masks[i:i + 1], 44100, cfg, postfilter, high_band)[0] for i in range(5)]
+    assert np.array_equal(np.stack(alone), one)  # each chunk is computed alone, whatever the batch
+
+
+def test_separator_threads_do_not_change_the_stems(bundle):
+    x = song(5.0, 44100, 2)
+    one = Separator(bundle, segment_frames=60, batch=4, threads=1).separate(x, 44100)
+    two = Separator(bundle, segment_frames=60, batch=4, threads=2)
+    assert two.mask_threads == 2 and Separator(bundle).mask_threads >= 1
+    for s, y in two.separate(x, 44100).items():
+        assert np.array_equal(y, one[s])

@@ -37,8 +37,9 @@ class Separator:
             run by ONNX Runtime, or a torch model file run by torch. Only the network step differs;
             features, clustering, masks and the chunked loop are the same code for both.
         device: where the network runs (``"cpu"``, ``"cuda"``: torch only); audio stays on the CPU.
-        threads: the ONNX runtime's intra-op threads (None: one per physical core); torch uses its own
-            setting (``torch.set_num_threads``).
+        threads: the ONNX runtime's intra-op threads (None: one per physical core; torch uses its own
+            setting, ``torch.set_num_threads``), and the threads that apply the masks (inverse STFT and
+            all; None: one per CPU). The output does not depend on it.
         reconstruct: ``"full"`` (default: the voice mask is applied to the input's own STFT at its
             own rate on every channel, so nothing above 8 kHz is lost and vocals + accompaniment
             equal the input) or ``"mel"`` (the MIREX 2016 path: masked mel spectrogram, inverse mel
@@ -120,6 +121,7 @@ class Separator:
         self.cfg = bundle.features
         self.device = str(device)
         self.network = bundle.network(self.device, threads)
+        self.mask_threads = threads or os.cpu_count() or 1
         self.runtime = bundle.runtime
         self.reconstruct, self.cluster, self.mask_from, self.mask = reconstruct, cluster, mask_from, mask
         self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
@@ -404,7 +406,8 @@ class Separator:
         heads, mel, spec16 = self.infer(mono16)
         masks = self.masks(heads, mel, track)
         if self.sources > 2:  # every source but the last masked; the last is what remains
-            out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c, high_band=self.high_band)
+            out = {f"source{i + 1}": apply_band_masks(chunks, masks[:, i], sample_rate, c, high_band=self.high_band,
+                                                      threads=self.mask_threads)
                    for i in range(self.sources - 1)}
             out[f"source{self.sources}"] = chunks - sum(out.values())
             return out
@@ -414,7 +417,7 @@ class Separator:
             acc = np.stack([mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n, c)
                             for i in range(k)])
             return {VOCALS: np.repeat(voc[:, None], channels, 1), ACCOMPANIMENT: np.repeat(acc[:, None], channels, 1)}
-        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band)
+        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band, self.mask_threads)
         return {VOCALS: vocals, ACCOMPANIMENT: chunks - vocals}
 
 
