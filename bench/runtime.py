@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import separate  # noqa: E402
-from separate import machine, make_input, stages  # noqa: E402
+from separate import machine, make_input, median_time, stages  # noqa: E402
 
 
 def run_split(src: Path, out: Path, runtime: str, model: str | None) -> tuple[float, float]:
@@ -74,15 +73,6 @@ def ort_options(model: str | None) -> None:
 
     onnx_path, _ = resolve_model(model)
     x = (np.random.default_rng(0).standard_normal((8, 500, 150)) - 5).astype(np.float32)
-
-    def median_time(fn, n=5):
-        fn()
-        ts = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
 
     bundle = load_model(onnx_path)
     net = bundle.model.eval()

@@ -24,6 +24,17 @@ from pathlib import Path
 import numpy as np
 
 
+def median_time(fn, repeat: int = 5) -> float:
+    """Median seconds of ``repeat`` calls of ``fn`` after one warm-up call."""
+    fn()
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
 def machine() -> str:
     """The processor, CPU count and the versions that decide the speed of a run."""
     from importlib import metadata

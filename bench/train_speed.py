@@ -14,21 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import torch
 
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from separate import median_time  # noqa: E402
 
 
 def training_fps(arch: str, batch: int, frames: int, steps: int, overrides: dict) -> tuple[float, float]:
