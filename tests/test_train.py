@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from conftest import song
-from vocalsep.checkpoint import load_model
+from vocalsep.checkpoint import ModelBundle, load_model, save_model
 from vocalsep.separator import Separator
 from vocalsep.config import ConfigError, load_config
 from vocalsep.train import train_phase
@@ -267,3 +267,29 @@ def test_ratio_mask_target_is_the_voices_share_of_each_band():
     assert torch.equal(binary, (labels == 0).float())
     with pytest.raises(ConfigError, match="mask_target"):
         load_config(None, ['mask_target="soft"'])
+
+
+def test_a_wider_unet_run_starts_from_a_narrower_model_file(tmp_path, clips):
+    """model.channels above the file's: the run starts at the file's mask and records the widening;
+    another depth is refused."""
+    from vocalsep.features import FeatureConfig
+    from vocalsep.models import build_model
+    from vocalsep.train import init_from_file
+
+    torch.manual_seed(0)
+    narrow = build_model("unet", 20, channels=2, depth=2).eval()
+    first = tmp_path / "narrow.pt"
+    save_model(first, ModelBundle(model=narrow, features=FeatureConfig(n_mels=20), arch="unet",
+                                  model_kwargs={"channels": 2, "depth": 2}))
+    wide = build_model("unet", 20, channels=3, depth=2)
+    history = init_from_file(wide, first, FeatureConfig(n_mels=20))
+    assert history[-1]["widened_from_channels"] == 2
+    x = torch.randn(1, 30, 20)
+    with torch.no_grad():
+        assert torch.allclose(wide.eval()(x)["mask"], narrow(x)["mask"], atol=1e-6)
+    with pytest.raises(ConfigError, match="does not match"):
+        init_from_file(build_model("unet", 20, channels=3, depth=3), first, FeatureConfig(n_mels=20))
+    run = tiny_config(clips, arch='"unet"', init_from=json.dumps(str(first)), **{"model": "{channels=3, depth=2}"})
+    run.phases = [dataclasses.replace(run.phases[0], max_epochs=1)]
+    bundle = load_model(train_phase(run, 1, tmp_path / "wide"))
+    assert bundle.model_kwargs["channels"] == 3 and bundle.training["curriculum"][-1]["widened_from_channels"] == 2

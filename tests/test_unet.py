@@ -68,3 +68,56 @@ def test_it_learns_a_band_dependent_mask():
     net.eval()
     acc = ((net(torch.randn(4, 24, 16))["mask"] > 0.5).float() == target).float().mean()
     assert acc > 0.9
+
+
+def _trained_looking(net: MaskUNet) -> MaskUNet:
+    """Random batch-norm parameters and statistics, so that a widening that misplaces one is seen."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    net.set_feature_stats(torch.randn(net.n_bands), torch.rand(net.n_bands) + 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("narrow,wide,depth", [(4, 7, 3), (2, 3, 2), (3, 3, 4)])
+def test_a_wider_unet_started_from_a_narrower_one_computes_the_same_mask(narrow, wide, depth):
+    torch.manual_seed(0)
+    small = _trained_looking(MaskUNet(n_bands=20, channels=narrow, depth=depth))
+    big = MaskUNet(n_bands=20, channels=wide, depth=depth)
+    before = {k: v.clone() for k, v in big.state_dict().items()}
+    big.load_narrower(small.state_dict(), narrow)
+    big.eval()
+    x = torch.randn(2, 37, 20)
+    with torch.no_grad():
+        assert torch.allclose(small(x)["mask"], big(x)["mask"], atol=1e-6)
+    if wide > narrow:  # the new channels keep their fresh weights: the wide network can still learn more
+        assert torch.equal(big.encoder[0][0].weight[narrow:], before["encoder.0.0.weight"][narrow:])
+        assert not torch.equal(big.state_dict()["out.weight"], before["out.weight"])
+
+
+def test_the_widened_channels_learn_from_the_first_step():
+    torch.manual_seed(0)
+    big = MaskUNet(n_bands=16, channels=4, depth=2)
+    big.load_narrower(_trained_looking(MaskUNet(n_bands=16, channels=2, depth=2)).state_dict(), 2)
+    big.train()
+    opt = torch.optim.Adam(big.parameters(), lr=1e-2)
+    x, target = torch.randn(4, 24, 16), (torch.arange(16) % 4 < 2).float().expand(4, 24, 16)
+    first = big.encoder[0][0].weight[2:].detach().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy(big(x)["mask"], target).backward()
+        opt.step()
+    assert not torch.allclose(big.encoder[0][0].weight[2:], first)
+
+
+def test_widening_refuses_a_network_of_another_shape():
+    small = MaskUNet(n_bands=20, channels=4, depth=3)
+    with pytest.raises(ValueError, match="widen from 1 to 6"):
+        MaskUNet(n_bands=20, channels=6, depth=3).load_narrower(small.state_dict(), 8)
+    with pytest.raises(ValueError, match="4-channel U-Net of this depth"):
+        MaskUNet(n_bands=20, channels=6, depth=3).load_narrower(MaskUNet(n_bands=20, channels=5, depth=3).state_dict(), 4)
+    with pytest.raises(ValueError, match="no encoder.3"):
+        MaskUNet(n_bands=20, channels=6, depth=4).load_narrower(small.state_dict(), 4)

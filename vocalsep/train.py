@@ -31,7 +31,7 @@ from .errors import VocalsepError
 from .features import FeatureConfig, loud_bins
 from .frontend import FrontEnd
 from .losses import objective
-from .models import build_model, model_args
+from .models import MaskUNet, build_model, model_args
 
 log = logging.getLogger(__name__)
 
@@ -408,16 +408,24 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
     if changed and features.n_mels != src.features.n_mels:
         raise ConfigError(f"init_from={path}: it was trained on {src.features.n_mels} mel bands and this config "
                           f"has {features.n_mels}; start from a model with as many bands")
-    try:
-        missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
-    except RuntimeError as exc:  # same names, other sizes
-        raise ConfigError(f"init_from={path}: its network does not match this config's: "
-                          f"{str(exc).splitlines()[-1].strip()[:160]}") from None
+    widened = _narrower_unet(src.model, model)
+    if widened:  # a wider U-Net starts computing exactly what the file's does
+        model.load_narrower(src.model.state_dict(), widened)
+        missing, unexpected = [], []
+        log.info("init_from %s: its %d-channel U-Net widened to %d channels", path, widened, _unet_channels(model))
+    else:
+        try:
+            missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
+        except RuntimeError as exc:  # same names, other sizes
+            raise ConfigError(f"init_from={path}: its network does not match this config's: "
+                              f"{str(exc).splitlines()[-1].strip()[:160]}") from None
     fresh = [k for k in missing if k.split(".")[0] not in ("mask", "embed")]
     if unexpected or fresh or len(missing) == len(model.state_dict()):
         raise ConfigError(f"init_from={path}: its network does not match this config's "
                           f"(unexpected {sorted(unexpected)[:3]}, missing {sorted(fresh)[:3]})")
     entry = {**{k: v for k, v in src.training.items() if k != "curriculum"}, "init_from": str(path)}
+    if widened:
+        entry["widened_from_channels"] = widened
     if changed:
         if stats is None:
             raise ConfigError(f"init_from={path}: its features differ from this config's and no statistics "
@@ -428,6 +436,18 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
                  ", ".join(f"{k} {v} -> {getattr(features, k)}" for k, v in src.features.to_dict().items()
                            if getattr(features, k) != v))
     return src.training.get("curriculum", []) + [entry]
+
+
+def _unet_channels(net: torch.nn.Module) -> int:
+    return net.out.in_channels - 1
+
+
+def _narrower_unet(src: torch.nn.Module, dst: torch.nn.Module) -> int:
+    """The first-layer channels of ``src`` where it is a narrower U-Net of ``dst``'s shape, else 0."""
+    if not (isinstance(src, MaskUNet) and isinstance(dst, MaskUNet)):
+        return 0
+    same = (src.depth, src.n_bands, src.encoder[0][0].kernel_size) == (dst.depth, dst.n_bands, dst.encoder[0][0].kernel_size)
+    return _unet_channels(src) if same and _unet_channels(src) < _unet_channels(dst) else 0
 
 
 def _device(name: str) -> torch.device:

@@ -67,3 +67,65 @@ class MaskUNet(_Normalised):
                 h = torch.cat([h, skips.pop()], dim=1)
         mask = torch.sigmoid(self.out(torch.cat([h, x], dim=1)))[:, 0, :n_f, :n_t]
         return {"mask": mask.transpose(1, 2)}
+
+    def load_narrower(self, state: dict[str, torch.Tensor], channels: int) -> None:
+        """Start from a narrower U-Net's weights (``channels`` first-layer channels, at most this
+        network's; the same depth, kernel and bands) so that this network computes what that one did.
+
+        Each layer's first channels take the narrower layer's weights; the new channels keep their
+        fresh initialisation, and the weights by which an inherited channel would read a new one start
+        at zero, so the mask is unchanged (to float rounding, in eval mode) until training moves them.
+        """
+        if not 1 <= channels <= self.out.in_channels - 1:
+            raise ValueError(f"can only widen from 1 to {self.out.in_channels - 1} channels, got {channels}")
+        wide, narrow = self._channel_maps(self.out.in_channels - 1), self._channel_maps(channels)
+        new = self.state_dict()
+        for key, dst in new.items():
+            if key not in state:
+                raise ValueError(f"the narrower network has no {key}")
+            src = state[key]
+            if dst.dim() == 0 or key in ("feature_mean", "feature_std"):
+                if src.shape != dst.shape:
+                    raise ValueError(f"{key}: {tuple(src.shape)} does not fit {tuple(dst.shape)}")
+                dst.copy_(src)
+                continue
+            parts = key.split(".")
+            layer = ".".join(parts[:2]) if parts[0] in ("encoder", "decoder") else parts[0]
+            (out_w, in_w), (out_n, in_n) = wide[layer], narrow[layer]
+            old_out = _placed(out_n, out_w)
+            if dst.dim() == 1:  # biases and batch-norm statistics: per output channel
+                if src.shape != (len(old_out),):
+                    raise ValueError(f"{key}: {tuple(src.shape)} is not from a {channels}-channel U-Net of this depth")
+                dst[old_out] = src
+                continue
+            old_in = _placed(in_n, in_w)
+            fresh_in = sorted(set(range(sum(in_w))) - set(old_in))
+            # as (out, in, kh, kw): a transposed convolution stores (in, out, kh, kw); views, written in place
+            w, s = (dst.transpose(0, 1), src.transpose(0, 1)) if parts[0] == "decoder" else (dst, src)
+            if s.shape != (len(old_out), len(old_in)) + w.shape[2:]:
+                raise ValueError(f"{key}: {tuple(src.shape)} is not from a {channels}-channel U-Net of this depth")
+            rows = torch.tensor(old_out)[:, None]
+            w[rows, torch.tensor(fresh_in, dtype=torch.long)[None, :]] = 0.0
+            w[rows, torch.tensor(old_in)[None, :]] = s
+        self.load_state_dict(new, strict=True)
+
+    def _channel_maps(self, channels: int) -> dict[str, tuple[list[int], list[int]]]:
+        """Per layer name, its (output, input) channels as a list of concatenated parts' widths."""
+        widths = [channels * 2 ** i for i in range(self.depth)]
+        maps = {}
+        for i, w in enumerate(widths):
+            maps[f"encoder.{i}"] = ([w], [1 if i == 0 else widths[i - 1]])
+        for j, i in enumerate(reversed(range(self.depth))):
+            c_in = [widths[i]] if i == self.depth - 1 else [widths[i], widths[i]]  # decoder output, skip
+            maps[f"decoder.{j}"] = ([widths[i - 1] if i > 0 else channels], c_in)
+        maps["out"] = ([1], [channels, 1])  # last decoder layer, input
+        return maps
+
+
+def _placed(narrow_parts: list[int], wide_parts: list[int]) -> list[int]:
+    """Where the channels of a narrow concatenation go in the wide one: each part's first channels."""
+    placed, offset = [], 0
+    for n, w in zip(narrow_parts, wide_parts):
+        placed.extend(range(offset, offset + n))
+        offset += w
+    return placed
