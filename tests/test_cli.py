@@ -169,3 +169,16 @@ def test_oracle_masks_score_above_an_untrained_model(tmp_path, model_file):
         gnsdr[name] = json.loads((tmp_path / name / "scores.json").read_text())["summary"]["vocals"]["GNSDR"]
     assert gnsdr["ibm-mel"] > gnsdr["model"] + 3 and gnsdr["irm"] > gnsdr["model"] + 3
     assert run("evaluate", "--musdb", root, "--oracle", "ibm", "--estimates", tmp_path, "-o", tmp_path / "x").exit_code == 2
+
+
+def test_shifts_on_the_command_line(tmp_path, wav_file, model_file):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("split", wav_file, "-o", one).exit_code == 0
+    res = run("split", wav_file, "-o", two, "--shifts", "2")  # the bundled default: a mask head
+    assert res.exit_code == 0, res.output
+    a, _ = sf.read(one / "my song" / "vocals.wav")
+    b, _ = sf.read(two / "my song" / "vocals.wav")
+    assert a.shape == b.shape and not np.allclose(a, b)
+    res = run("split", wav_file, "-o", tmp_path / "dc", "--model", model_file, "--shifts", "2")
+    assert res.exit_code == 1 and "mask head" in res.output and res.output.strip().count("\n") == 0
+    assert run("split", wav_file, "-o", tmp_path / "z", "--shifts", "0").exit_code == 2

@@ -212,3 +212,47 @@ def test_separator_threads_do_not_change_the_stems(bundle):
     assert two.mask_threads == 2 and Separator(bundle).mask_threads >= 1
     for s, y in two.separate(x, 44100).items():
         assert np.array_equal(y, one[s])
+
+
+def _unet_bundle():
+    from vocalsep.checkpoint import ModelBundle
+    from vocalsep.features import FeatureConfig
+    from vocalsep.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("unet", 20, channels=2, depth=2).eval()
+    return ModelBundle(model=net, features=FeatureConfig(n_mels=20), arch="unet",
+                       model_kwargs={"channels": 2, "depth": 2})
+
+
+def test_shifts_average_masks_of_delayed_inputs_put_back_in_place():
+    """A network that looks at each frame alone gives every delayed copy the same mask: shifts must then
+    change nothing, which holds only if each copy's mask is moved back to its own frames."""
+    x = song(3.0, 44100, 2)
+    def framewise(logmel, heads):  # each frame's bands against their own mean: the voice-like half
+        return {"mask": 1.0 / (1.0 + np.exp(-(logmel - logmel.mean(-1, keepdims=True))))}
+
+    outs = []
+    for shifts in (1, 4):
+        sep = Separator(_unet_bundle(), segment_frames=100, shifts=shifts)
+        sep.network = framewise
+        outs.append(sep.separate(x, 44100)["vocals"])
+    assert np.abs(outs[1] - outs[0]).max() < 1e-5 and np.abs(outs[0]).max() > 0.05
+
+
+def test_shifts_change_the_u_nets_mask_keep_the_mixture_and_repeat_exactly():
+    x = song(3.0, 44100, 2)
+    one = Separator(_unet_bundle(), segment_frames=100).separate(x, 44100)
+    four = Separator(_unet_bundle(), segment_frames=100, shifts=4).separate(x, 44100)
+    again = Separator(_unet_bundle(), segment_frames=100, shifts=4).separate(x, 44100)
+    assert not np.allclose(four["vocals"], one["vocals"], atol=1e-4)
+    assert np.abs(four["vocals"] + four["accompaniment"] - x).max() < 1e-5
+    assert np.array_equal(four["vocals"], again["vocals"])
+
+
+def test_shifts_are_refused_where_they_cannot_apply(bundle):
+    with pytest.raises(SeparationError, match="mask head"):
+        Separator(bundle, shifts=2)  # a deep clustering model: masks from clusters
+    for bad in (0, 33, 1.5):
+        with pytest.raises(SeparationError, match="shifts"):
+            Separator(_unet_bundle(), shifts=bad)

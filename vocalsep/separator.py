@@ -29,6 +29,8 @@ class SeparationError(VocalsepError, ValueError):
     """The input cannot be separated as given (shape, values, sample rate)."""
 
 
+SHIFT_SPAN = 32  # frames: the bundled U-Nets' time stride (2 ** depth), over which ``shifts`` spread
+
 class Separator:
     """Separates singing voice from accompaniment with a deep clustering or mask-inference model.
 
@@ -60,6 +62,10 @@ class Separator:
             (4-8 kHz), so sibilants and breaths follow the voice; ``"top"`` the top band alone.
         sources: 2 for vocals/accompaniment; N > 2 clusters into N sources (Hershey et al.) and
             returns ``source1`` .. ``sourceN``, ordered by how voice-like their centroid is.
+        shifts: run the network on this many copies of each chunk's features, delayed by evenly spaced
+            numbers of frames within :data:`SHIFT_SPAN`, and average their masks (mask head only; as
+            Demucs's ``shifts``). 1 (default) runs it once; 4 scored about 0.05 dB higher on the unseen
+            singers and the songs (default model) for four times the network's time.
         segment_frames: model frames per chunk (500 in the paper); ``overlap``: cross-fade fraction.
         seed, n_init: k-means++ random seed and number of restarts (fixed for reproducibility).
         fit_points: fit clusters on at most this many loud bins per chunk, drawn at random (None:
@@ -74,7 +80,7 @@ class Separator:
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
                  mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None,
-                 high_band: str = HIGH_BANDS[0], threads: int | None = None):
+                 high_band: str = HIGH_BANDS[0], threads: int | None = None, shifts: int = 1):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS), ("high-band rule", high_band, HIGH_BANDS),
                                      ("clustering method", cluster, CLUSTER_METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
@@ -103,6 +109,10 @@ class Separator:
             raise SeparationError("this model predicts a mask and has no embeddings to cluster: take the mask from its "
                                   "head (--mask-from head, 2 sources), or choose a deep clustering model for clusters "
                                   "or more sources (e.g. --model mir1k-chimera)")
+        check_number(shifts, "shifts", lo=1, hi=SHIFT_SPAN, integer=True, error=SeparationError)
+        if shifts > 1 and mask_from != "head":
+            raise SeparationError("shifts average the mask head's output; clustered masks take shifts=1 "
+                                  "(or --mask-from head with a model that has a mask head)")
         if sources > 2 and (mask_from == "head" or reconstruct == "mel"):
             raise SeparationError("more than 2 sources needs clustering of the embeddings (--mask-from clusters) and the "
                                   "full-band reconstruction (--reconstruct full)")
@@ -127,6 +137,7 @@ class Separator:
         self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
         self.high_band = high_band
         self.segment_frames, self.overlap = segment_frames, overlap
+        self.shifts = shifts
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.front = FrontEnd(self.cfg)
         if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
@@ -359,8 +370,17 @@ class Separator:
         bands, D) and/or ``mask`` (batch, frames, bands); by default those this separator uses), mel
         magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins), all numpy."""
         spec, mel = self.front.analyse(np.atleast_2d(mono16))
-        wanted = heads or (("mask",) if self.mask_from == "head" else ("embedding",))
-        return self.network(self.front.log_mel(mel), tuple(wanted)), mel, spec
+        wanted = tuple(heads or (("mask",) if self.mask_from == "head" else ("embedding",)))
+        logmel = self.front.log_mel(mel)
+        if self.shifts == 1 or wanted != ("mask",):
+            return self.network(logmel, wanted), mel, spec
+        total = None
+        for k in range(self.shifts):  # delay by d frames (the first frame repeated), then drop them again
+            d = k * SHIFT_SPAN // self.shifts
+            x = logmel if d == 0 else np.concatenate([np.repeat(logmel[:, :1], d, axis=1), logmel], axis=1)
+            m = self.network(np.ascontiguousarray(x), wanted)["mask"][:, d:]
+            total = m if total is None else total + m
+        return {"mask": total / self.shifts}, mel, spec
 
     def embed(self, mono16: np.ndarray):
         """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""

@@ -125,6 +125,7 @@ def main(argv=None) -> int:
                     help="the held-out voices' clips (recipes/mixed/prepare_voices.py)")
     ap.add_argument("--json", default=None, type=Path, help="also write the scores here")
     ap.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"], help="what runs the network")
+    ap.add_argument("--shifts", default=1, type=int, help="average the mask over this many time-shifted runs")
     args = ap.parse_args(argv)
     manifest = args.heldout / "heldout.txt"
     if args.sets is None:
@@ -135,11 +136,11 @@ def main(argv=None) -> int:
 
     from vocalsep import Separator
 
-    kwargs = {"postfilter": args.postfilter}
+    kwargs = {"postfilter": args.postfilter, "shifts": args.shifts}
     if args.high_band:
         kwargs["high_band"] = args.high_band
     sep = Separator.from_pretrained(args.model, args.runtime, **kwargs)
-    result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter}
+    result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter, "shifts": sep.shifts}
     print(f"model {result['model']}", flush=True)
     if "unseen" in args.sets:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)
