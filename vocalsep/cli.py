@@ -223,7 +223,7 @@ def _model_options(f):
                           "bands, so sibilants and breaths stay with the voice; top: its top band alone.")(f)
     f = click.option("--softness", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                      help="Soft-mask sharpness beta: memberships softmax(beta * v.c) over the centroids (with --mask soft).")(f)
-    f = click.option("--shifts", default=1, show_default=True, type=click.IntRange(1, 32),
+    f = click.option("--shifts", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Average the mask over this many time-shifted runs of the network (mask head only; "
                           "4: about +0.05 dB, four times the network's time).")(f)
     return f

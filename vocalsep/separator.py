@@ -31,6 +31,7 @@ class SeparationError(VocalsepError, ValueError):
 
 SHIFT_SPAN = 32  # frames: the bundled U-Nets' time stride (2 ** depth), over which ``shifts`` spread
 
+
 class Separator:
     """Separates singing voice from accompaniment with a deep clustering or mask-inference model.
 

@@ -412,7 +412,7 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
     if widened:  # a wider U-Net starts computing exactly what the file's does
         model.load_narrower(src.model.state_dict(), widened)
         missing, unexpected = [], []
-        log.info("init_from %s: its %d-channel U-Net widened to %d channels", path, widened, _unet_channels(model))
+        log.info("init_from %s: its %d-channel U-Net widened to %d channels", path, widened, model.channels)
     else:
         try:
             missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
@@ -438,16 +438,12 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
     return src.training.get("curriculum", []) + [entry]
 
 
-def _unet_channels(net: torch.nn.Module) -> int:
-    return net.out.in_channels - 1
-
-
 def _narrower_unet(src: torch.nn.Module, dst: torch.nn.Module) -> int:
     """The first-layer channels of ``src`` where it is a narrower U-Net of ``dst``'s shape, else 0."""
     if not (isinstance(src, MaskUNet) and isinstance(dst, MaskUNet)):
         return 0
-    same = (src.depth, src.n_bands, src.encoder[0][0].kernel_size) == (dst.depth, dst.n_bands, dst.encoder[0][0].kernel_size)
-    return _unet_channels(src) if same and _unet_channels(src) < _unet_channels(dst) else 0
+    same = (src.depth, src.n_bands, src.kernel) == (dst.depth, dst.n_bands, dst.kernel)
+    return src.channels if same and src.channels < dst.channels else 0
 
 
 def _device(name: str) -> torch.device:

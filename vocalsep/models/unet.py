@@ -33,7 +33,7 @@ class MaskUNet(_Normalised):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         super().__init__(n_bands)
         self.heads, self.emb_dim = ("mask",), None
-        self.depth = depth
+        self.depth, self.channels, self.kernel = depth, channels, kernel
         pad = kernel // 2
         widths = [channels * 2 ** i for i in range(depth)]
         self.encoder = nn.ModuleList(
@@ -76,9 +76,9 @@ class MaskUNet(_Normalised):
         fresh initialisation, and the weights by which an inherited channel would read a new one start
         at zero, so the mask is unchanged (to float rounding, in eval mode) until training moves them.
         """
-        if not 1 <= channels <= self.out.in_channels - 1:
-            raise ValueError(f"can only widen from 1 to {self.out.in_channels - 1} channels, got {channels}")
-        wide, narrow = self._channel_maps(self.out.in_channels - 1), self._channel_maps(channels)
+        if not 1 <= channels <= self.channels:
+            raise ValueError(f"can only widen from 1 to {self.channels} channels, got {channels}")
+        wide, narrow = self._channel_maps(self.channels), self._channel_maps(channels)
         new = self.state_dict()
         for key, dst in new.items():
             if key not in state:
