@@ -293,3 +293,23 @@ def test_a_wider_unet_run_starts_from_a_narrower_model_file(tmp_path, clips):
     run.phases = [dataclasses.replace(run.phases[0], max_epochs=1)]
     bundle = load_model(train_phase(run, 1, tmp_path / "wide"))
     assert bundle.model_kwargs["channels"] == 3 and bundle.training["curriculum"][-1]["widened_from_channels"] == 2
+
+
+def test_a_phase_stopped_by_its_time_budget_goes_on_when_the_budget_grows(tmp_path, clips):
+    def cfg(minutes):
+        return tiny_config(clips, **{"phases.0.max_epochs": "3", "phases.0.max_minutes": minutes})
+
+    out = tmp_path / "budget"
+    train_phase(cfg("1e-9"), 1, out)
+    state = torch.load(out / "phase1" / "last.pt", weights_only=False)["state"]
+    assert (state["epoch"], state["stopped"]) == (1, "time budget")
+    train_phase(cfg("1e-9"), 1, out)  # the same budget: nothing more
+    assert torch.load(out / "phase1" / "last.pt", weights_only=False)["state"]["epoch"] == 1
+
+    train_phase(cfg("0"), 1, out)  # no budget: on to max_epochs
+    got = torch.load(out / "phase1" / "last.pt", weights_only=False)
+    assert got["state"]["epoch"] == 3 and not got["state"]["stopped"] and got["state"]["finalised"]
+    train_phase(cfg("0"), 1, tmp_path / "straight")
+    ref = torch.load(tmp_path / "straight" / "phase1" / "last.pt", weights_only=True)["model"]
+    for k in ref:  # stopping and going on draws the batches of a run that never stopped
+        assert torch.equal(ref[k], got["model"][k]), k

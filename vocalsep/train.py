@@ -283,6 +283,19 @@ class PhaseRun:
         torch.set_rng_state(ck["torch_rngs"][self.rank])
         self.state = ck["state"]
         log.info("phase %d: resumed at epoch %d step %d", self.phase, self.state["epoch"], self.state["step"])
+        why = self.state.get("stopped")
+        if why and self._limit_raised(why):  # a phase stopped by its budget goes on once the budget grows
+            log.info("phase %d: it stopped on its %s, which this config raises; training goes on", self.phase, why)
+            self.state["stopped"] = None
+
+    def _limit_raised(self, why: str) -> bool:
+        """Whether the limit that stopped this phase (``why``) no longer holds under this config."""
+        pc, state = self.pc, self.state
+        if why == "time budget":
+            return not pc.max_minutes or state["elapsed"] < pc.max_minutes * 60
+        if why == "patience":
+            return state["epoch"] - state["best_epoch"] < pc.patience
+        return False
 
     # ---- files ------------------------------------------------------------------------------
     def save_last(self) -> None:
@@ -381,7 +394,8 @@ class PhaseRun:
         """The best weights get their voice-cluster rule, measured on training mixtures (once)."""
         barrier(self.world)
         if not self.state.get("finalised") and self.rank == 0:
-            best = load_model(self.best_path).model.to(self.device)
+            with torch.random.fork_rng(devices=[]):  # building the model draws: a phase that goes on later
+                best = load_model(self.best_path).model.to(self.device)  # draws what it would have drawn
             rule_sampler = RemixSampler(self.train_clips, self.length, self.cfg.remix_for(self.phase),
                                         seed=self.cfg.seed + 77, sample_rate=self.fcfg.sample_rate,
                                         voices=self.voices)
