@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_bundle, write_mir1k_clips
 from vocalsep.checkpoint import ModelFileError, read_checkpoint, save_model
 from vocalsep.config import ConfigError, load_config
-from vocalsep.errors import VocalsepError
 from vocalsep.separator import Separator, SeparationError
 
 BASE = ['arch="unet"', "model={channels=2, depth=2}", "features.n_mels=20"]

@@ -4,7 +4,6 @@ submission --force replaces only a submission, through a temp folder created exc
 import json
 import os
 
-import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 import zlib
 from contextlib import contextmanager
 from pathlib import Path

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from .errors import VocalsepError
 from .outputs import AUDIO_SUFFIXES, DEFAULT_TEMPLATE, output_paths

@@ -194,9 +194,6 @@ def _model_choice(f):
                         help="Bundled model name or model file (default: the bundled default; see `vocalsep models`).")(f)
 
 
-RESEARCH = ("reconstruct", "cluster", "mask_from", "mask", "postfilter", "high_band", "softness", "shifts")
-
-
 def _model_options(f):
     """The research options: how the model's output becomes masks (one Separator argument each)."""
     f = click.option("--reconstruct", default="full", type=click.Choice(RECONSTRUCTIONS), show_default=True,
