@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import json
 from pathlib import Path
 
@@ -313,3 +314,20 @@ def test_a_phase_stopped_by_its_time_budget_goes_on_when_the_budget_grows(tmp_pa
     ref = torch.load(tmp_path / "straight" / "phase1" / "last.pt", weights_only=True)["model"]
     for k in ref:  # stopping and going on draws the batches of a run that never stopped
         assert torch.equal(ref[k], got["model"][k]), k
+
+
+@pytest.mark.parametrize("arch", ["mirex2016", "unet"])
+def test_bfloat16_training_follows_the_float32_run_closely(tmp_path, clips, arch):
+    over = {"arch": f'"{arch}"', "phases.0.max_epochs": "1"}
+    if arch == "unet":  # no BLSTM sizes for a U-Net
+        over.update({"model": "{channels=4, depth=2, kernel=3}", "features.n_mels": "16"})
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny_config(clips, precision=f'"{precision}"', **over)
+        train_phase(cfg, 1, tmp_path / precision)
+        runs[precision] = json.loads((tmp_path / precision / "phase1" / "log.jsonl").read_text().splitlines()[-1])
+        assert load_model(tmp_path / precision / "phase1" / "best.pt").model is not None
+    f32, b16 = runs["fp32"]["valid_loss"], runs["bf16"]["valid_loss"]
+    assert math.isfinite(b16) and b16 != f32 and abs(b16 - f32) < 0.05 * f32
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'; choose one of fp32, bf16"):
+        tiny_config(clips, precision='"fp16"')

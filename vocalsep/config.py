@@ -20,6 +20,7 @@ class ConfigError(VocalsepError, ValueError):
 
 
 MASK_TARGETS = ("ibm", "irm")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainConfig:
     voice_rule_batches: int = 30
     threads: int = 0  # torch threads (0: leave as is)
     device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU
+    precision: str = "fp32"  # bf16: the network's training steps under bfloat16 autocast (weights, loss in fp32)
     phases: list = field(default_factory=lambda: [PhaseConfig(), PhaseConfig(chunk_frames=500, batch_size=4)])
 
     def to_dict(self) -> dict:
@@ -197,7 +199,8 @@ def validate_config(cfg: TrainConfig) -> None:
     for i, pc in enumerate(cfg.phases):
         _check_fields(pc, f"phases.{i}.")
     for name, value, allowed in (("arch", cfg.arch, sorted(ARCHITECTURES)), ("optimizer", cfg.optimizer.lower(), OPTIMIZERS),
-                                 ("dataset", cfg.dataset, DATASETS), ("mask_target", cfg.mask_target, MASK_TARGETS)):
+                                 ("dataset", cfg.dataset, DATASETS), ("mask_target", cfg.mask_target, MASK_TARGETS),
+                                 ("precision", cfg.precision, PRECISIONS)):
         if value not in allowed:
             raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
     try:

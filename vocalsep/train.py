@@ -341,7 +341,9 @@ class PhaseRun:
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
             v, a = self.sampler.sample(pc.batch_size)
             feats, labels, weights, target = self.fx(torch.from_numpy(v), torch.from_numpy(a))
-            loss = objective(self.net(feats), labels, 2, weights, cfg.mask_weight, target)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                out = self.net(feats)
+            loss = objective({k: o.float() for k, o in out.items()}, labels, 2, weights, cfg.mask_weight, target)
             if not torch.isfinite(loss):
                 raise TrainingError(f"phase {self.phase}: the training loss is {loss.item()} at step {state['step'] + 1}; "
                                     "lower the learning rate (phases.N.lr) or check the data; the last good "

@@ -42,7 +42,11 @@ class SequenceBNBLSTM(nn.Module):
         self.register_buffer("running_var", torch.ones(2 * g))
 
     def normalized_input_weights(self, x: torch.Tensor | None = None):
-        """Effective (weight, bias) of ``BN(W_ih x)``; batch statistics of ``x`` when training."""
+        """Effective (weight, bias) of ``BN(W_ih x)``; batch statistics of ``x`` when training, in
+        float32 also under a lower-precision autocast."""
+        if self.training and x is not None and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self.normalized_input_weights(x.float())
         w = self.weight_ih
         if self.training:
             if x is None:
