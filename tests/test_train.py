@@ -55,7 +55,8 @@ def test_phase2_needs_phase1(tmp_path, clips):
         train_phase(tiny_config(clips), 2, tmp_path / "exp")
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch):
+@pytest.mark.parametrize("die_after", [1, 2])  # checkpoints: 1 mid-epoch, 2 at the end of epoch 1
+def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch, die_after):
     cfg = tiny_config(clips)
     train_phase(cfg, 1, tmp_path / "straight")
     ref = torch.load(tmp_path / "straight" / "phase1" / "last.pt", weights_only=True)["model"]
@@ -67,7 +68,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch):
     def dying_save(obj, path):
         real_save(obj, path)
         calls["n"] += 1
-        if calls["n"] == 2:  # die right after the second checkpoint (mid-epoch 2)
+        if calls["n"] == die_after:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(tr, "atomic_torch_save", dying_save)
@@ -78,6 +79,9 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, clips, monkeypatch):
     got = torch.load(tmp_path / "killed" / "phase1" / "last.pt", weights_only=True)["model"]
     for k in ref:
         assert torch.equal(ref[k], got[k]), k
+    logs = [[json.loads(line) for line in (tmp_path / run / "phase1" / "log.jsonl").read_text().splitlines()]
+            for run in ("straight", "killed")]
+    assert [r["train_loss"] for r in logs[0]] == [r["train_loss"] for r in logs[1]]  # every step counted once
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")

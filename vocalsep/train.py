@@ -337,7 +337,8 @@ class PhaseRun:
         cfg, pc, state = self.cfg, self.pc, self.state
         self.model.train()
         state["finalised"] = False
-        epoch_loss, n_steps = 0.0, 0
+        # the epoch's loss so far (kept in the state: an epoch resumed mid-way reports all its steps)
+        epoch_loss, n_steps = state.get("epoch_loss", 0.0), state.get("epoch_steps", 0)
         while state["step"] < (state["epoch"] + 1) * pc.steps_per_epoch:
             v, a = self.sampler.sample(pc.batch_size)
             feats, labels, weights, target = self.fx(torch.from_numpy(v), torch.from_numpy(a))
@@ -355,12 +356,14 @@ class PhaseRun:
             self.opt.step()
             epoch_loss += loss.item()
             n_steps += 1
+            state["epoch_loss"], state["epoch_steps"] = epoch_loss, n_steps
             state["step"] += 1
             state["elapsed"] = time.time() - t_start
             if state["step"] % cfg.checkpoint_every == 0:
                 self.save_last()
         state["epoch"] += 1
-        return epoch_loss / max(n_steps, 1)
+        state["epoch_loss"], state["epoch_steps"] = 0.0, 0
+        return epoch_loss / n_steps if n_steps else math.nan
 
     def end_epoch(self, train_loss: float) -> None:
         """Validate, keep the best weights, log the epoch and decide whether the phase stops."""
@@ -376,7 +379,8 @@ class PhaseRun:
                 save_model(self.best_path, self.bundle(self.model))
         if pc.keep_epochs and self.rank == 0:
             save_model(self.pdir / "epochs" / f"epoch{state['epoch']:03d}.pt", self.bundle(self.model))
-        record = {"epoch": state["epoch"], "step": state["step"], "train_loss": train_loss,
+        record = {"epoch": state["epoch"], "step": state["step"],
+                  "train_loss": train_loss if math.isfinite(train_loss) else None,  # nan: no step seen
                   "valid_loss": vloss, "best": improved, "minutes": round(state["elapsed"] / 60, 2)}
         state["history"].append(record)
         if self.rank == 0:
