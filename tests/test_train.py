@@ -231,6 +231,13 @@ def test_init_from_copies_weights_and_adds_a_fresh_head(tmp_path, clips):
     bundle = load_model(train_phase(chimera, 1, tmp_path / "chimera"))
     assert bundle.model.heads == ("embedding", "mask")
     assert bundle.training["curriculum"][-1]["init_from"] == str(first)
+    # ... also when it stops on its budget and goes on: a resumed run keeps what it continues
+    stopped = tiny_config(clips, arch='"chimera"', init_from=json.dumps(str(first)),
+                          **{"phases.0.max_minutes": "1e-9"})
+    stopped.phases = stopped.phases[:1]
+    train_phase(stopped, 1, tmp_path / "resumed")
+    bundle = load_model(train_phase(chimera, 1, tmp_path / "resumed"))
+    assert bundle.training["steps"] == 6 and bundle.training["curriculum"][-1]["init_from"] == str(first)
 
 
 def test_init_from_a_model_with_another_stft_recomputes_the_input_statistics(tmp_path, clips):

@@ -229,9 +229,12 @@ class PhaseRun:
                                                if self.device.type == "cuda" else None)
         self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), self.pc.lr)
         torch.manual_seed(cfg.seed * 1000 + phase + 7919 * self.rank)  # dropout differs per rank
-        self.state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": []}
+        self.state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "elapsed": 0.0, "history": [],
+                      "earlier": self.earlier}
         if self.last.is_file():
             self._resume()
+            # the runs an init_from phase continues are known only when it starts: kept in the state
+            self.earlier = self.state.setdefault("earlier", self.earlier)
 
     # ---- set-up -----------------------------------------------------------------------------
     def _load_data(self) -> None:
