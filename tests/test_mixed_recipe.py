@@ -158,7 +158,8 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch)
 def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_path):
     """Stage 1 of recipes/mixed/run.sh end to end on generated clips with a tiny network: conf.toml's
     four phases, the average of phase 4's kept epochs, two seeds of conf_1024.toml started from it,
-    and the average of both seeds' epochs as the model stage 2 scores."""
+    the average of both seeds' epochs, and the many-voices runs (B and C, E from their average, W24 and
+    W24b) whose late epochs average into the model stage 2 scores."""
     import os
     import subprocess
     import sys
@@ -194,7 +195,14 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     sources = mir1k.training["averaged_from"]
     assert len(sources) == 2 and "seed1" in sources[0] and "seed2" in sources[1]
     assert mir1k.training["curriculum"][-1]["init_from"].endswith("phase4/average.pt")
-    model = load_model(run / "voices" / "average.pt")  # many voices: fine-tuned from the MIR-1K model
+    # many voices: runs B and C from the MIR-1K model, E from their average, W24 from E's, W24b from W24
+    assert load_model(run / "voices" / "B" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith(
+        "train1024/average.pt")
+    assert load_model(run / "voices" / "v1.pt").training["averaged_from"][0].endswith("B/phase1/epochs/epoch002.pt")
+    assert load_model(run / "voices" / "W24" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith("v2.pt")
+    model = load_model(run / "voices" / "average.pt")
     assert model.features == mir1k.features
-    assert model.training["curriculum"][-1]["init_from"].endswith("train1024/average.pt")
-    assert "voices" in (run / "voices" / "config.json").read_text()
+    sources = model.training["averaged_from"]
+    assert [Path(s).parts[-4] for s in sources] == ["W24", "W24b"]  # each run's last (2 epochs here)
+    assert model.training["curriculum"][-1]["init_from"].endswith("W24/phase1/epochs/epoch002.pt")
+    assert "voices" in (run / "voices" / "W24b" / "config.json").read_text()

@@ -15,7 +15,8 @@
 #           then fine-tune that average on a 1024-point STFT (conf_1024.toml) for two seeds, every epoch
 #           kept, and average the epochs of both runs from the 10th on (mir1k-unet1024, the MIR-1K-protocol
 #           model); then fine-tune that on every voice source over MIR-1K and pool accompaniments
-#           (conf_voices.toml, every epoch kept) and average its epochs from the 5th on (the default),
+#           (conf_voices.toml, every epoch kept) in runs whose late epochs are averaged, widened to 24
+#           channels on the way (the default; the steps are below, with each run's epoch count),
 #         2 score on the generalisation validation sets (recipes/mixed/validate.py),
 #         3 bundle the model into the package and make it the default.
 # Everything a run makes goes under <exp-root>/<tag>/ (exp/mixed_unet/). Re-running a training stage resumes it.
@@ -78,11 +79,34 @@ if want 1; then
     mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$exp/train1024/seed$seed/phase1/epochs" 10)
   done
   python recipes/mixed/average.py "$mir1k_model" "${kept[@]}"
-  # many voices: the MIR-1K-protocol model fine-tuned on every voice source and the instrumental pool
-  vs train -c recipes/mixed/conf_voices.toml -o "$exp/voices" --set init_from="$mir1k_model" --set data_root="$data" \
-     --set voices="$voices" --set voices_root="$voices_root" --set pool="$pool" --set pool_root="$pool_root" \
-     "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
-  mapfile -t kept < <(epochs_from "$exp/voices/phase1/epochs" 5)
+  # many voices (conf_voices.toml, every epoch kept), the steps the bundled default took, each run
+  # stopped at the epoch count it reached: runs B and C from the MIR-1K-protocol model, averaged from
+  # their 5th epochs (v1); run E from v1, averaged from its 5th (v2); v2 widened to 24 channels (the new
+  # channels start at zero, so the run begins at v2's mask) in run W24 and, from W24's 21st epoch,
+  # run W24b, both with bfloat16 steps; the default is the mean of W24's epochs from the 35th and
+  # W24b's from the 15th (the bundled default's runs E and W24 started from the previous default's int8
+  # file rather than the float average, and W24 ran its first 21 epochs in float32)
+  voice_run() {  # OUT INIT SEED POOL_PROB EPOCHS [--set ...]
+    local out=$1 init=$2 seed=$3 pool_prob=$4 epochs=$5; shift 5
+    vs train -c recipes/mixed/conf_voices.toml -o "$out" --set init_from="$init" --set seed="$seed" \
+       --set remix.pool_prob="$pool_prob" --set phases.0.max_epochs="$epochs" --set phases.0.max_minutes=0 \
+       --set data_root="$data" --set voices="$voices" --set voices_root="$voices_root" --set pool="$pool" \
+       --set pool_root="$pool_root" "$@" "${sets[@]}" 2>&1 | tee -a "$exp/train.log"
+  }
+  v=$exp/voices
+  voice_run "$v/B" "$mir1k_model" 1 0.3 78
+  voice_run "$v/C" "$mir1k_model" 2 0.5 67
+  mapfile -t kept < <(epochs_from "$v/B/phase1/epochs" 5)
+  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/C/phase1/epochs" 5)
+  python recipes/mixed/average.py "$v/v1.pt" "${kept[@]}"
+  voice_run "$v/E" "$v/v1.pt" 3 0.4 37
+  mapfile -t kept < <(epochs_from "$v/E/phase1/epochs" 5)
+  python recipes/mixed/average.py "$v/v2.pt" "${kept[@]}"
+  wide=(--set model.channels=24 --set precision=bf16)
+  voice_run "$v/W24" "$v/v2.pt" 6 0.4 62 "${wide[@]}"
+  voice_run "$v/W24b" "$(epochs_from "$v/W24/phase1/epochs" 21 | head -n 1)" 7 0.4 41 "${wide[@]}"
+  mapfile -t kept < <(epochs_from "$v/W24/phase1/epochs" 35)
+  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/W24b/phase1/epochs" 15)
   python recipes/mixed/average.py "$model" "${kept[@]}"
 fi
 if want 2; then
@@ -95,6 +119,6 @@ if want 3; then
      --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
   python recipes/mir1k/package.py "$model" --name voices-unet1024 --default \
-     --description "U-Net mask network on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments" \
+     --description "U-Net mask network (24 channels) on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments, then widened from 16 to 24 channels and trained further in two runs whose late epochs are averaged" \
      --no-postfilter head --license "research use only (MIR-1K, SSVD, demo-page recordings; GTSinger CC BY-NC-SA 4.0; Milk voicebank terms; ALYS GPL-3.0)"
 fi
