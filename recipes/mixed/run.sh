@@ -83,9 +83,10 @@ if want 1; then
   # stopped at the epoch count it reached: runs B and C from the MIR-1K-protocol model, averaged from
   # their 5th epochs (v1); run E from v1, averaged from its 5th (v2); v2 widened to 24 channels (the new
   # channels start at zero, so the run begins at v2's mask) in run W24 and, from W24's 21st epoch,
-  # run W24b, both with bfloat16 steps; the default is the mean of W24's epochs from the 35th and
-  # W24b's from the 15th (the bundled default's runs E and W24 started from the previous default's int8
-  # file rather than the float average, and W24 ran its first 21 epochs in float32)
+  # run W24b, both with bfloat16 steps, averaged from W24's 35th and W24b's 15th epochs (v3); runs V1
+  # and V2 from v3, averaged from their 5th epochs (the default). The bundled default's runs E, W24, V1
+  # and V2 started from the previous default's int8 file rather than the float average, and W24 ran
+  # its first 21 epochs in float32.
   voice_run() {  # OUT INIT SEED POOL_PROB EPOCHS [--set ...]
     local out=$1 init=$2 seed=$3 pool_prob=$4 epochs=$5; shift 5
     vs train -c recipes/mixed/conf_voices.toml -o "$out" --set init_from="$init" --set seed="$seed" \
@@ -107,6 +108,11 @@ if want 1; then
   voice_run "$v/W24b" "$(epochs_from "$v/W24/phase1/epochs" 21 | head -n 1)" 7 0.4 41 "${wide[@]}"
   mapfile -t kept < <(epochs_from "$v/W24/phase1/epochs" 35)
   mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/W24b/phase1/epochs" 15)
+  python recipes/mixed/average.py "$v/v3.pt" "${kept[@]}"
+  voice_run "$v/V1" "$v/v3.pt" 8 0.4 45 "${wide[@]}"
+  voice_run "$v/V2" "$v/v3.pt" 9 0.4 44 "${wide[@]}"
+  mapfile -t kept < <(epochs_from "$v/V1/phase1/epochs" 5)
+  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/V2/phase1/epochs" 5)
   python recipes/mixed/average.py "$model" "${kept[@]}"
 fi
 if want 2; then
