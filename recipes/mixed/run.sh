@@ -53,6 +53,14 @@ epochs_from() {
   local k=$(( $2 <= n ? $2 : n ))
   printf '%s\n' "${files[@]:k-1}"
 }
+# average_epochs OUT DIR N [DIR N]...: the mean of each epochs folder's files from its N-th on
+average_epochs() {
+  local out=$1 files=(); shift
+  while [ $# -gt 0 ]; do
+    mapfile -t -O "${#files[@]}" files < <(epochs_from "$1" "$2"); shift 2
+  done
+  python recipes/mixed/average.py "$out" "${files[@]}"
+}
 phase4=$exp/train/phase4/average.pt
 mir1k_model=$exp/train1024/average.pt
 model=$exp/voices/average.pt
@@ -97,23 +105,16 @@ if want 1; then
   v=$exp/voices
   voice_run "$v/B" "$mir1k_model" 1 0.3 78
   voice_run "$v/C" "$mir1k_model" 2 0.5 67
-  mapfile -t kept < <(epochs_from "$v/B/phase1/epochs" 5)
-  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/C/phase1/epochs" 5)
-  python recipes/mixed/average.py "$v/v1.pt" "${kept[@]}"
+  average_epochs "$v/v1.pt" "$v/B/phase1/epochs" 5 "$v/C/phase1/epochs" 5
   voice_run "$v/E" "$v/v1.pt" 3 0.4 37
-  mapfile -t kept < <(epochs_from "$v/E/phase1/epochs" 5)
-  python recipes/mixed/average.py "$v/v2.pt" "${kept[@]}"
+  average_epochs "$v/v2.pt" "$v/E/phase1/epochs" 5
   wide=(--set model.channels=24 --set precision=bf16)
   voice_run "$v/W24" "$v/v2.pt" 6 0.4 62 "${wide[@]}"
   voice_run "$v/W24b" "$(epochs_from "$v/W24/phase1/epochs" 21 | head -n 1)" 7 0.4 41 "${wide[@]}"
-  mapfile -t kept < <(epochs_from "$v/W24/phase1/epochs" 35)
-  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/W24b/phase1/epochs" 15)
-  python recipes/mixed/average.py "$v/v3.pt" "${kept[@]}"
+  average_epochs "$v/v3.pt" "$v/W24/phase1/epochs" 35 "$v/W24b/phase1/epochs" 15
   voice_run "$v/V1" "$v/v3.pt" 8 0.4 45 "${wide[@]}"
   voice_run "$v/V2" "$v/v3.pt" 9 0.4 44 "${wide[@]}"
-  mapfile -t kept < <(epochs_from "$v/V1/phase1/epochs" 5)
-  mapfile -t -O "${#kept[@]}" kept < <(epochs_from "$v/V2/phase1/epochs" 5)
-  python recipes/mixed/average.py "$model" "${kept[@]}"
+  average_epochs "$model" "$v/V1/phase1/epochs" 5 "$v/V2/phase1/epochs" 5
 fi
 if want 2; then
   echo "stage 2: validation (unseen singers, produced songs)"
@@ -125,6 +126,6 @@ if want 3; then
      --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
   python recipes/mir1k/package.py "$model" --name voices-unet1024 --default \
-     --description "U-Net mask network (24 channels) on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments, then widened from 16 to 24 channels and trained further in two runs whose late epochs are averaged" \
+     --description "U-Net mask network (24 channels) on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments, then widened from 16 to 24 channels and trained further in runs whose late epochs are averaged" \
      --no-postfilter head --license "research use only (MIR-1K, SSVD, demo-page recordings; GTSinger CC BY-NC-SA 4.0; Milk voicebank terms; ALYS GPL-3.0)"
 fi
