@@ -155,6 +155,55 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch)
     assert load_model(out).training["averaged_from"] == [str(p) for p in kept]
 
 
+def test_recalibrated_batch_norm_holds_the_statistics_of_the_training_batches_with_dropout_off(tmp_path, monkeypatch):
+    import torch
+
+    from conftest import write_mir1k_clips
+    from vocalsep.checkpoint import load_model
+    from vocalsep.config import load_config
+    from vocalsep.train import FeatureExtractor, train_phase, training_sampler
+
+    root = write_mir1k_clips(tmp_path / "mir1k", 3, 1.5)
+    conf = tmp_path / "conf.toml"
+    conf.write_text(f"data_root = {json.dumps(str(root))}\narch = \"unet\"\nvoice_rule_batches = 1\n"
+                    "[model]\nchannels = 2\ndepth = 2\ndropout = 0.5\n[features]\nn_mels = 20\n"
+                    "[[phases]]\nchunk_frames = 20\nbatch_size = 2\nsteps_per_epoch = 2\nmax_epochs = 1\nlr = 1e-2\n")
+    cfg = load_config(conf)
+    trained = train_phase(cfg, 1, tmp_path / "exp")
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import average
+
+    out = tmp_path / "recal.pt"
+    assert average.main([str(out), str(trained), "--recalibrate", str(conf), "--batches", "2", "--seed", "5"]) == 0
+    before, after = load_model(trained), load_model(out)
+    assert after.training["batch_norm_recalibrated"]["batches"] == 2
+
+    # the reference: the same two batches through the trained network, batch norm on batch statistics,
+    # dropout off; each layer's running mean must be the mean of its two batch means
+    ref = before.model
+    seen = {}
+    for name, m in ref.named_modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train()
+            m.register_forward_hook(lambda mod, inp, _out, name=name: seen.setdefault(name, []).append(
+                inp[0].detach().mean((0, 2, 3))))
+    sampler = training_sampler(cfg, 1, 5)
+    fx = FeatureExtractor(before.features, cfg.silence_db)
+    with torch.no_grad():
+        for _ in range(2):
+            v, a = sampler.sample(2)
+            ref(fx(torch.from_numpy(v), torch.from_numpy(a))[0])
+    got = after.model.state_dict()
+    assert len(seen) == 4
+    for name, means in seen.items():
+        assert torch.allclose(got[f"{name}.running_mean"], torch.stack(means).mean(0), atol=1e-5), name
+        assert not torch.allclose(got[f"{name}.running_mean"], before.model.state_dict()[f"{name}.running_mean"], atol=1e-4)
+    for k, v in before.model.state_dict().items():  # the weights themselves are untouched
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(v, got[k]), k
+    assert all(m.momentum == 0.1 for m in after.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
 def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_path):
     """Stage 1 of recipes/mixed/run.sh end to end on generated clips with a tiny network: conf.toml's
     four phases, the average of phase 4's kept epochs, two seeds of conf_1024.toml started from it,

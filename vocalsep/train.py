@@ -161,6 +161,47 @@ def estimate_voice_rule(model, sampler: RemixSampler, fx: FeatureExtractor, batc
 
 
 @torch.no_grad()
+def recalibrate_batch_norm(model, sampler: RemixSampler, fx: FeatureExtractor, batches: int, batch_size: int) -> int:
+    """Recompute the running statistics of ``model``'s batch-norm layers from ``batches`` training
+    batches, as separation will see the network: the batch-norm layers take each batch's statistics
+    and keep their plain mean over the batches (momentum ``None``), every other layer is in eval mode
+    (dropout off, so the layers after a dropout see their inputs at inference scale). For weights
+    averaged over checkpoints, whose averaged statistics belong to none of them (SWA's ``update_bn``).
+    Only torch's batch-norm layers are recomputed (the U-Net's); returns how many, 0 if it has none."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    model.eval()
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for _ in range(batches):
+            v, a = sampler.sample(batch_size)
+            model(fx(torch.from_numpy(v), torch.from_numpy(a))[0])
+    finally:
+        for m, momentum in zip(layers, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return len(layers)
+
+
+def training_sampler(cfg: TrainConfig, phase: int, seed: int, fcfg: FeatureConfig | None = None,
+                     clips=None, voices=None) -> RemixSampler:
+    """The remix sampler of ``cfg``'s phase ``phase`` (its clips, pool and voices, loaded unless given)
+    under its own ``seed``."""
+    fcfg = fcfg or FeatureConfig.from_dict(cfg.features)
+    clips = clips if clips is not None else load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
+    if voices is None and cfg.voices:
+        voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate)
+    pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
+    return RemixSampler(clips, fcfg.samples_for_frames(cfg.phases[phase - 1].chunk_frames), cfg.remix_for(phase),
+                        seed=seed, pool=pool, sample_rate=fcfg.sample_rate, voices=voices)
+
+
+@torch.no_grad()
 def validate(model, chunks, fx: FeatureExtractor, batch_size: int, mask_weight: float = 1.0) -> float:
     model.eval()
     v_all, a_all = chunks
@@ -245,11 +286,9 @@ class PhaseRun:
         self.train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
         self.valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
         self.length = fcfg.samples_for_frames(self.pc.chunk_frames)
-        pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
         self.voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate) if cfg.voices else None
-        self.sampler = RemixSampler(self.train_clips, self.length, cfg.remix_for(self.phase),
-                                    seed=cfg.seed * 1000 + self.phase + 7919 * self.rank, pool=pool,
-                                    sample_rate=fcfg.sample_rate, voices=self.voices)
+        self.sampler = training_sampler(cfg, self.phase, cfg.seed * 1000 + self.phase + 7919 * self.rank, fcfg,
+                                        self.train_clips, self.voices)
         self.valid_chunks = fixed_chunks(self.valid_clips or self.train_clips[:8], self.length)
 
     def _initial_weights(self) -> list[dict]:

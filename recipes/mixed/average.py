@@ -1,11 +1,17 @@
 """Average the weights of several model files of one network (e.g. the last epochs of a phase).
 
     python recipes/mixed/average.py OUT.pt MODEL.pt MODEL.pt [...]
+                                    [--recalibrate CONFIG [--set key=value ...] [--batches N]]
 
 Every floating-point tensor (weights, biases, batch-norm running statistics, feature statistics) is
 the mean over the files; integer tensors (batch-norm step counters) are taken from the last file, as
 are the feature settings, separation defaults and training summary, which records the files averaged.
 The files must hold the same architecture with the same arguments.
+
+``--recalibrate CONFIG``: the averaged weights' batch-norm statistics are then recomputed on N
+batches (default 200) of the training mixtures that CONFIG (with its ``--set`` overrides, as given
+to ``vocalsep train``) draws, with dropout off (``vocalsep.train.recalibrate_batch_norm``), instead
+of being the mean of the files' statistics; the summary records it.
 """
 from __future__ import annotations
 
@@ -32,15 +38,49 @@ def average(paths: list[Path]):
     return last
 
 
+def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: int = 0):
+    """``bundle`` with its batch-norm statistics recomputed on ``batches`` training batches of ``config``."""
+    import torch
+
+    from vocalsep.config import load_config
+    from vocalsep.features import FeatureConfig
+    from vocalsep.train import FeatureExtractor, recalibrate_batch_norm, training_sampler
+
+    cfg = load_config(config, overrides)
+    if FeatureConfig.from_dict(cfg.features) != bundle.features:
+        raise SystemExit(f"{config}: its features differ from the model's; recalibrate with the config it was trained with")
+    fx = FeatureExtractor(bundle.features, cfg.silence_db, "cpu", cfg.mask_target)
+    sampler = training_sampler(cfg, 1, seed, bundle.features)
+    batch_size = cfg.phases[0].batch_size
+    with torch.random.fork_rng(devices=[]):
+        n = recalibrate_batch_norm(bundle.model, sampler, fx, batches, batch_size)
+    if not n:
+        raise SystemExit(f"the {bundle.arch} network has no batch-norm layers to recalibrate")
+    bundle.training = {**bundle.training, "batch_norm_recalibrated": {
+        "config": str(config), "overrides": list(overrides), "batches": batches, "batch_size": batch_size,
+        "seed": seed, "layers": n}}
+    return bundle
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("models", type=Path, nargs="+")
+    ap.add_argument("--recalibrate", type=Path, metavar="CONFIG",
+                    help="recompute batch-norm statistics on this training config's mixtures")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override for --recalibrate's config (repeatable)")
+    ap.add_argument("--batches", type=int, default=200, help="training batches for --recalibrate")
+    ap.add_argument("--seed", type=int, default=0, help="sampler seed for --recalibrate")
     args = ap.parse_args(argv)
     from vocalsep.checkpoint import save_model
 
-    path = save_model(args.out, average(args.models))
-    print(f"wrote {path}: the mean of {len(args.models)} model files")
+    bundle = average(args.models)
+    if args.recalibrate:
+        bundle = recalibrate(bundle, args.recalibrate, args.overrides, args.batches, args.seed)
+    path = save_model(args.out, bundle)
+    extra = f", batch norm recalibrated on {args.batches} batches" if args.recalibrate else ""
+    print(f"wrote {path}: the mean of {len(args.models)} model files{extra}")
     return 0
 
 
