@@ -112,7 +112,7 @@ if want 1; then
   voice_run "$v/W24" "$v/v2.pt" 6 0.4 62 "${wide[@]}"
   voice_run "$v/W24b" "$(epochs_from "$v/W24/phase1/epochs" 21 | head -n 1)" 7 0.4 41 "${wide[@]}"
   average_epochs "$v/v3.pt" "$v/W24/phase1/epochs" 35 "$v/W24b/phase1/epochs" 15
-  voice_run "$v/V1" "$v/v3.pt" 8 0.4 61 "${wide[@]}"
+  voice_run "$v/V1" "$v/v3.pt" 8 0.4 94 "${wide[@]}"
   voice_run "$v/V2" "$v/v3.pt" 9 0.4 59 "${wide[@]}"
   average_epochs "$model" "$v/V1/phase1/epochs" 5 "$v/V2/phase1/epochs" 5
 fi
