@@ -189,13 +189,12 @@ def recalibrate_batch_norm(model, sampler: RemixSampler, fx: FeatureExtractor, b
 
 
 def training_sampler(cfg: TrainConfig, phase: int, seed: int, fcfg: FeatureConfig | None = None,
-                     clips=None, voices=None) -> RemixSampler:
-    """The remix sampler of ``cfg``'s phase ``phase`` (its clips, pool and voices, loaded unless given)
+                     clips=None) -> RemixSampler:
+    """The remix sampler of ``cfg``'s phase ``phase`` (its clips unless given, pool and voices loaded)
     under its own ``seed``."""
     fcfg = fcfg or FeatureConfig.from_dict(cfg.features)
     clips = clips if clips is not None else load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
-    if voices is None and cfg.voices:
-        voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate)
+    voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate) if cfg.voices else None
     pool = load_pool(cfg.pool, cfg.pool_root, fcfg.sample_rate) if cfg.pool else None
     return RemixSampler(clips, fcfg.samples_for_frames(cfg.phases[phase - 1].chunk_frames), cfg.remix_for(phase),
                         seed=seed, pool=pool, sample_rate=fcfg.sample_rate, voices=voices)
@@ -286,9 +285,9 @@ class PhaseRun:
         self.train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
         self.valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
         self.length = fcfg.samples_for_frames(self.pc.chunk_frames)
-        self.voices = load_voices(cfg.voices, cfg.voices_root, fcfg.sample_rate) if cfg.voices else None
         self.sampler = training_sampler(cfg, self.phase, cfg.seed * 1000 + self.phase + 7919 * self.rank, fcfg,
-                                        self.train_clips, self.voices)
+                                        self.train_clips)
+        self.voices = self.sampler.voices  # for the voice-rule sampler of finalise
         self.valid_chunks = fixed_chunks(self.valid_clips or self.train_clips[:8], self.length)
 
     def _initial_weights(self) -> list[dict]:

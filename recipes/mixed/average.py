@@ -40,8 +40,6 @@ def average(paths: list[Path]):
 
 def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: int = 0):
     """``bundle`` with its batch-norm statistics recomputed on ``batches`` training batches of ``config``."""
-    import torch
-
     from vocalsep.config import load_config
     from vocalsep.features import FeatureConfig
     from vocalsep.train import FeatureExtractor, recalibrate_batch_norm, training_sampler
@@ -52,8 +50,7 @@ def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: 
     fx = FeatureExtractor(bundle.features, cfg.silence_db, "cpu", cfg.mask_target)
     sampler = training_sampler(cfg, 1, seed, bundle.features)
     batch_size = cfg.phases[0].batch_size
-    with torch.random.fork_rng(devices=[]):
-        n = recalibrate_batch_norm(bundle.model, sampler, fx, batches, batch_size)
+    n = recalibrate_batch_norm(bundle.model, sampler, fx, batches, batch_size)
     if not n:
         raise SystemExit(f"the {bundle.arch} network has no batch-norm layers to recalibrate")
     bundle.training = {**bundle.training, "batch_norm_recalibrated": {
