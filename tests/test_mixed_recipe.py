@@ -155,6 +155,44 @@ def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch)
     assert load_model(out).training["averaged_from"] == [str(p) for p in kept]
 
 
+def test_a_narrower_unet_averages_with_a_wider_one_once_widened_into_its_weights(tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from vocalsep.checkpoint import ModelBundle, ModelFileError, load_model, save_model
+    from vocalsep.features import FeatureConfig
+    from vocalsep.models import build_model, model_args
+
+    def unet_file(name, seed, **size):
+        torch.manual_seed(seed)
+        kwargs = model_args("unet", size)[1]
+        model = build_model("unet", 20, **kwargs).eval()
+        for v in model.state_dict().values():  # no zero weights or unit statistics left to hide a copy
+            if v.is_floating_point():
+                v.add_(torch.rand_like(v) + 0.1)
+        bundle = ModelBundle(model=model, features=FeatureConfig(n_mels=20), arch="unet", model_kwargs=kwargs)
+        return save_model(tmp_path / name, bundle)
+
+    narrow, wide = unet_file("n.pt", 0, channels=2, depth=2), unet_file("w.pt", 1, channels=3, depth=2)
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import average
+
+    out = tmp_path / "avg.pt"
+    assert average.main([str(out), str(narrow), str(wide)]) == 0
+    n, w, avg = (load_model(p).model.state_dict() for p in (narrow, wide, out))
+    key = "encoder.0.0.weight"  # (out channels, in channels, k, k): 2 of the narrow's, 3 of the wide's
+    assert torch.allclose(avg[key][:2], (n[key] + w[key][:2]) / 2)  # the narrow's channels: the mean
+    assert torch.equal(avg[key][2:], w[key][2:])  # the wide's own channel, which the narrow lacks
+    key = "encoder.1.0.weight"  # reads the 3 channels of layer 0: the narrow's 2 read none of the new one
+    assert torch.allclose(avg[key][:4, 2], w[key][:4, 2] / 2)
+    summary = load_model(out).training
+    assert summary["averaged_from"] == [str(narrow), str(wide)] and summary["averaged_widened"] == [str(narrow)]
+    with pytest.raises(ModelFileError, match="put the widest file last"):
+        average.average([wide, narrow])
+    with pytest.raises(ModelFileError, match="narrower U-Net"):
+        average.average([unet_file("d.pt", 2, channels=2, depth=3), wide])
+
+
 def test_recalibrated_batch_norm_holds_the_statistics_of_the_training_batches_with_dropout_off(tmp_path, monkeypatch):
     import torch
 

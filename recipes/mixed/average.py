@@ -6,7 +6,11 @@
 Every floating-point tensor (weights, biases, batch-norm running statistics, feature statistics) is
 the mean over the files; integer tensors (batch-norm step counters) are taken from the last file, as
 are the feature settings, separation defaults and training summary, which records the files averaged.
-The files must hold the same architecture with the same arguments.
+The files must hold the same architecture with the same arguments, except that a U-Net narrower
+than the last file's (fewer channels, the same depth and kernel) is first widened into the last
+file's weights: its channels take the place of the last file's first ones and the weights by which
+they would read the others are zero (``MaskUNet.load_narrower``), so that averaging a 24-channel
+model with a 32-channel run started from it interpolates between the two networks.
 
 ``--recalibrate CONFIG``: the averaged weights' batch-norm statistics are then recomputed on N
 batches (default 200) of the training mixtures that CONFIG (with its ``--set`` overrides, as given
@@ -16,6 +20,7 @@ of being the mean of the files' statistics; the summary records it.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -27,15 +32,33 @@ def average(paths: list[Path]):
 
     bundles = [load_model(p) for p in paths]
     last = bundles[-1]
+    states, widened = [], []
     for p, b in zip(paths, bundles):
-        if (b.arch, b.model_kwargs, b.features) != (last.arch, last.model_kwargs, last.features):
+        if b.features != last.features or b.arch != last.arch:
             raise ModelFileError(f"{p}: a different network or features from {paths[-1]}; only one network's weights average")
-    states = [b.model.state_dict() for b in bundles]
+        if b.model_kwargs != last.model_kwargs:
+            if not _narrower(b, last):
+                raise ModelFileError(f"{p}: its network ({b.model_kwargs}) differs from {paths[-1]}'s "
+                                     f"({last.model_kwargs}) other than by being a narrower U-Net; put the widest file last")
+            wide = copy.deepcopy(last.model)
+            wide.load_narrower(b.model.state_dict(), b.model_kwargs["channels"])
+            states.append(wide.state_dict())
+            widened.append(str(p))
+        else:
+            states.append(b.model.state_dict())
     mean = {k: (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
             for k, v in states[-1].items()}
     last.model.load_state_dict(mean, strict=True)
     last.training = {**last.training, "averaged_from": [str(p) for p in paths]}
+    if widened:
+        last.training["averaged_widened"] = widened
     return last
+
+
+def _narrower(bundle, wide) -> bool:
+    """Whether ``bundle`` is a U-Net of ``wide``'s shape with fewer channels."""
+    a, b = dict(bundle.model_kwargs), dict(wide.model_kwargs)
+    return bundle.arch == "unet" and a.pop("channels", 0) < b.pop("channels", 0) and a == b
 
 
 def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: int = 0):
