@@ -120,9 +120,15 @@ def test_high_band_scores(monkeypatch):
     ref = rng.standard_normal((44100, 2))
     level, snr = validate.high_band_scores(ref, ref * 0.5, 44100)
     assert abs(level - 20 * np.log10(0.5)) < 1e-6 and abs(snr - 20 * np.log10(2)) < 1e-6
-    lowpassed = np.fft.irfft(np.fft.rfft(ref, axis=0) * (np.fft.rfftfreq(44100, 1 / 44100) < 8000)[:, None], 44100, axis=0)
+    lowpassed = np.fft.irfft(np.fft.rfft(ref, axis=0) * (np.fft.rfftfreq(44100, 1 / 44100) <= 8000)[:, None], 44100, axis=0)
     level, snr = validate.high_band_scores(ref, lowpassed, 44100)
     assert level < -100 and abs(snr) < 1e-6  # nothing above 8 kHz: the voice's top went to the accompaniment
+    # the bound puts the true band back: a low-passed estimate becomes the reference, the rest is kept
+    assert np.allclose(validate.with_true_high_band(ref, lowpassed, 44100), ref, atol=1e-5)
+    noisy = ref + 0.1 * rng.standard_normal(ref.shape)
+    fixed = validate.with_true_high_band(ref, noisy, 44100)
+    band = np.fft.rfftfreq(44100, 1 / 44100) > 8000
+    assert np.allclose(np.fft.rfft(fixed, axis=0)[~band], np.fft.rfft(noisy, axis=0)[~band], atol=1e-2)
 
 
 def test_kept_epochs_average_to_the_mean_of_their_weights(tmp_path, monkeypatch):
