@@ -92,9 +92,10 @@ if want 1; then
   # their 5th epochs (v1); run E from v1, averaged from its 5th (v2); v2 widened to 24 channels (the new
   # channels start at zero, so the run begins at v2's mask) in run W24 and, from W24's 21st epoch,
   # run W24b, both with bfloat16 steps, averaged from W24's 35th and W24b's 15th epochs (v3); runs V1
-  # and V2 from v3, averaged from their 5th epochs (the default). The bundled default's runs E, W24, V1
-  # and V2 started from the previous default's int8 file rather than the float average, and W24 ran
-  # its first 21 epochs in float32.
+  # and V2 from v3, averaged from their 5th epochs (v4); v4 widened to 32 channels in run W32 and, from
+  # W32's 24th epoch, run W32b, averaged from W32's 5th and W32b's 4th epochs (the default). The bundled
+  # default's runs E, W24, V1 and V2 started from the previous default's int8 file rather than the float
+  # average, W24 ran its first 21 epochs in float32, and W32 started from V1's epochs 5-55 and V2's 5-54.
   voice_run() {  # OUT INIT SEED POOL_PROB EPOCHS [--set ...]
     local out=$1 init=$2 seed=$3 pool_prob=$4 epochs=$5; shift 5
     vs train -c recipes/mixed/conf_voices.toml -o "$out" --set init_from="$init" --set seed="$seed" \
@@ -114,7 +115,11 @@ if want 1; then
   average_epochs "$v/v3.pt" "$v/W24/phase1/epochs" 35 "$v/W24b/phase1/epochs" 15
   voice_run "$v/V1" "$v/v3.pt" 8 0.4 94 "${wide[@]}"
   voice_run "$v/V2" "$v/v3.pt" 9 0.4 59 "${wide[@]}"
-  average_epochs "$model" "$v/V1/phase1/epochs" 5 "$v/V2/phase1/epochs" 5
+  average_epochs "$v/v4.pt" "$v/V1/phase1/epochs" 5 "$v/V2/phase1/epochs" 5
+  wider=(--set model.channels=32 --set precision=bf16)
+  voice_run "$v/W32" "$v/v4.pt" 10 0.4 56 "${wider[@]}"
+  voice_run "$v/W32b" "$(epochs_from "$v/W32/phase1/epochs" 24 | head -n 1)" 11 0.4 31 "${wider[@]}"
+  average_epochs "$model" "$v/W32/phase1/epochs" 5 "$v/W32b/phase1/epochs" 4
 fi
 if want 2; then
   echo "stage 2: validation (unseen singers, produced songs)"
@@ -126,6 +131,6 @@ if want 3; then
      --description "U-Net mask network (5 levels, 16-256 channels) on 150 mel bands of a 1024-point STFT, trained on MIR-1K singers (abjones, amy) over MIR-1K accompaniments with pitch, reverb and EQ augmentation of the voice (weights averaged over the epochs of two fine-tuning runs)" \
      --no-postfilter head --license "research use only (trained on MIR-1K)"
   python recipes/mir1k/package.py "$model" --name voices-unet1024 --default \
-     --description "U-Net mask network (24 channels) on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments, then widened from 16 to 24 channels and trained further in runs whose late epochs are averaged" \
+     --description "U-Net mask network (32 channels) on 150 mel bands of a 1024-point STFT: mir1k-unet1024 fine-tuned on ten public sources of isolated singing beside MIR-1K's singers, over MIR-1K and produced instrumental accompaniments, then widened from 16 to 24 and 32 channels and trained further in runs whose late epochs are averaged" \
      --no-postfilter head --license "research use only (MIR-1K, SSVD, demo-page recordings; GTSinger CC BY-NC-SA 4.0; Milk voicebank terms; ALYS GPL-3.0)"
 fi
