@@ -31,7 +31,7 @@ from .errors import VocalsepError
 from .features import FeatureConfig, loud_bins
 from .frontend import FrontEnd
 from .losses import objective
-from .models import MaskUNet, build_model, model_args
+from .models import build_model, model_args, narrower_unet
 
 log = logging.getLogger(__name__)
 
@@ -469,7 +469,7 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
     if changed and features.n_mels != src.features.n_mels:
         raise ConfigError(f"init_from={path}: it was trained on {src.features.n_mels} mel bands and this config "
                           f"has {features.n_mels}; start from a model with as many bands")
-    widened = _narrower_unet(src.model, model)
+    widened = narrower_unet(src.model, model)
     if widened:  # a wider U-Net starts computing exactly what the file's does
         model.load_narrower(src.model.state_dict(), widened)
         missing, unexpected = [], []
@@ -497,14 +497,6 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
                  ", ".join(f"{k} {v} -> {getattr(features, k)}" for k, v in src.features.to_dict().items()
                            if getattr(features, k) != v))
     return src.training.get("curriculum", []) + [entry]
-
-
-def _narrower_unet(src: torch.nn.Module, dst: torch.nn.Module) -> int:
-    """The first-layer channels of ``src`` where it is a narrower U-Net of ``dst``'s shape, else 0."""
-    if not (isinstance(src, MaskUNet) and isinstance(dst, MaskUNet)):
-        return 0
-    same = (src.depth, src.n_bands, src.kernel) == (dst.depth, dst.n_bands, dst.kernel)
-    return src.channels if same and src.channels < dst.channels else 0
 
 
 def _device(name: str) -> torch.device:

@@ -29,6 +29,7 @@ import torch
 
 def average(paths: list[Path]):
     from vocalsep.checkpoint import ModelFileError, load_model
+    from vocalsep.models import narrower_unet
 
     bundles = [load_model(p) for p in paths]
     last = bundles[-1]
@@ -37,11 +38,12 @@ def average(paths: list[Path]):
         if b.features != last.features or b.arch != last.arch:
             raise ModelFileError(f"{p}: a different network or features from {paths[-1]}; only one network's weights average")
         if b.model_kwargs != last.model_kwargs:
-            if not _narrower(b, last):
+            channels = narrower_unet(b.model, last.model)
+            if not channels:
                 raise ModelFileError(f"{p}: its network ({b.model_kwargs}) differs from {paths[-1]}'s "
                                      f"({last.model_kwargs}) other than by being a narrower U-Net; put the widest file last")
             wide = copy.deepcopy(last.model)
-            wide.load_narrower(b.model.state_dict(), b.model_kwargs["channels"])
+            wide.load_narrower(b.model.state_dict(), channels)
             states.append(wide.state_dict())
             widened.append(str(p))
         else:
@@ -53,12 +55,6 @@ def average(paths: list[Path]):
     if widened:
         last.training["averaged_widened"] = widened
     return last
-
-
-def _narrower(bundle, wide) -> bool:
-    """Whether ``bundle`` is a U-Net of ``wide``'s shape with fewer channels."""
-    a, b = dict(bundle.model_kwargs), dict(wide.model_kwargs)
-    return bundle.arch == "unet" and a.pop("channels", 0) < b.pop("channels", 0) and a == b
 
 
 def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: int = 0):

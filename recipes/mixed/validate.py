@@ -54,8 +54,8 @@ def high_band_scores(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float = 
     """The vocal estimate above ``cutoff`` against the true vocals there: its level relative to theirs
     (dB; 0 is right, very negative means the voice's sibilants and breaths went to the accompaniment)
     and its SNR, 10 log10(|s|^2 / |s - s_hat|^2) (dB). Arrays (samples, channels)."""
-    f = np.fft.rfftfreq(len(ref), 1.0 / sr) > cutoff
-    r, e = np.fft.rfft(ref, axis=0)[f], np.fft.rfft(est[:len(ref)], axis=0)[f]
+    f, r, e = _band_spectra(ref, est, sr, cutoff)
+    r, e = r[f], e[f]
     p_ref, p_err = np.sum(np.abs(r) ** 2), np.sum(np.abs(r - e) ** 2)
     return float(10 * np.log10(np.sum(np.abs(e) ** 2) / p_ref)), float(10 * np.log10(p_ref / p_err))
 
@@ -63,11 +63,15 @@ def high_band_scores(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float = 
 def with_true_high_band(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float = 8000.0) -> np.ndarray:
     """``est`` with its band above ``cutoff`` replaced by ``ref``'s: the best any rule for that band
     (``--high-band``) could do with this model's mask below it. Arrays (samples, channels)."""
-    n = len(ref)
-    f = np.fft.rfftfreq(n, 1.0 / sr) > cutoff
-    spec = np.fft.rfft(est[:n], axis=0)
-    spec[f] = np.fft.rfft(ref, axis=0)[f]
-    return np.fft.irfft(spec, n, axis=0).astype(np.float32)
+    f, r, spec = _band_spectra(ref, est, sr, cutoff)
+    spec[f] = r[f]
+    return np.fft.irfft(spec, len(ref), axis=0).astype(np.float32)
+
+
+def _band_spectra(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float):
+    """(bins above ``cutoff``, spectrum of ``ref``, spectrum of ``est`` cut to ``ref``'s length)."""
+    f = np.fft.rfftfreq(len(ref), 1.0 / sr) > cutoff
+    return f, np.fft.rfft(ref, axis=0), np.fft.rfft(est[:len(ref)], axis=0)
 
 
 def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Path | None = None,

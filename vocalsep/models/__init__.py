@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import MAX_MODEL_DIMENSION, MAX_MODEL_PARAMETERS, VocalsepError
 from .blstm import DeepClusteringBLSTM, MaskRegression, SequenceBNBLSTM
 from .gcdc import VARIANTS as _GCDC_VARIANTS, GatedConvDC
-from .unet import MaskUNet
+from .unet import MaskUNet, narrower_unet
 
 # name -> (class, default constructor arguments)
 ARCHITECTURES: dict[str, tuple[type[nn.Module], dict]] = {
@@ -34,7 +34,7 @@ for _variant in _GCDC_VARIANTS:  # Li & Kameoka's five GCDC variants; 1D convolu
                                                           channels=256 if _variant.startswith("1d") else 32))
 ARCHITECTURES["unet"] = (MaskUNet, dict(channels=16, depth=5, kernel=5, dropout=0.2))
 __all__ = ["ARCHITECTURES", "MODEL_CLASSES", "DeepClusteringBLSTM", "GatedConvDC", "MaskRegression", "MaskUNet",
-           "ModelConfigError", "SequenceBNBLSTM", "build_model", "check_model_args", "model_args"]
+           "ModelConfigError", "SequenceBNBLSTM", "build_model", "check_model_args", "model_args", "narrower_unet"]
 MODEL_CLASSES = {cls.__name__: cls for cls, _ in ARCHITECTURES.values()}
 
 

@@ -122,6 +122,15 @@ class MaskUNet(_Normalised):
         return maps
 
 
+def narrower_unet(src: nn.Module, dst: nn.Module) -> int:
+    """The first-layer channels of ``src`` where it is a narrower U-Net of ``dst``'s shape (which
+    ``dst.load_narrower`` can start from), else 0."""
+    if not (isinstance(src, MaskUNet) and isinstance(dst, MaskUNet)):
+        return 0
+    same = (src.depth, src.n_bands, src.kernel) == (dst.depth, dst.n_bands, dst.kernel)
+    return src.channels if same and src.channels < dst.channels else 0
+
+
 def _placed(narrow_parts: list[int], wide_parts: list[int]) -> list[int]:
     """Where the channels of a narrow concatenation go in the wide one: each part's first channels."""
     placed, offset = [], 0
