@@ -28,13 +28,16 @@ import torch
 
 
 def average(paths: list[Path]):
+    """The mean of ``paths``' weights, summed one file at a time: memory holds the last file and one
+    other, however many are averaged."""
     from vocalsep.checkpoint import ModelFileError, load_model
     from vocalsep.models import narrower_unet
 
-    bundles = [load_model(p) for p in paths]
-    last = bundles[-1]
-    states, widened = [], []
-    for p, b in zip(paths, bundles):
+    last = load_model(paths[-1])
+    total = {k: v.double() for k, v in last.model.state_dict().items() if v.is_floating_point()}
+    widened = []
+    for p in paths[:-1]:
+        b = load_model(p)
         if b.features != last.features or b.arch != last.arch:
             raise ModelFileError(f"{p}: a different network or features from {paths[-1]}; only one network's weights average")
         if b.model_kwargs != last.model_kwargs:
@@ -44,12 +47,15 @@ def average(paths: list[Path]):
                                      f"({last.model_kwargs}) other than by being a narrower U-Net; put the widest file last")
             wide = copy.deepcopy(last.model)
             wide.load_narrower(b.model.state_dict(), channels)
-            states.append(wide.state_dict())
+            state = wide.state_dict()
             widened.append(str(p))
         else:
-            states.append(b.model.state_dict())
-    mean = {k: (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
-            for k, v in states[-1].items()}
+            state = b.model.state_dict()
+        for k in total:
+            total[k] += state[k].double()
+        del b, state
+    own = last.model.state_dict()
+    mean = {k: ((total[k] / len(paths)).to(v.dtype) if k in total else v) for k, v in own.items()}
     last.model.load_state_dict(mean, strict=True)
     last.training = {**last.training, "averaged_from": [str(p) for p in paths]}
     if widened:
