@@ -306,3 +306,30 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     assert load_model(run / "voices" / "W24b" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith(
         "W24/phase1/epochs/epoch002.pt")
     assert "voices" in (run / "voices" / "V2" / "config.json").read_text()
+
+
+def test_stereo_rules_use_the_songs_image(monkeypatch):
+    """validate.py --stereo-rules: the centre rule puts the estimate's mid on both channels; the spatial
+    Wiener filter gives back the mask where there is one channel, and where the voice is centred and
+    the accompaniment is not it takes from the vocal estimate what is not in the voice's image."""
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import validate
+
+    rng = np.random.default_rng(0)
+    sr, n = 16000, 32000
+    est = rng.standard_normal((n, 2)).astype(np.float32)
+    assert np.allclose(validate.centre_rule(est), np.repeat(est.mean(1, keepdims=True), 2, 1))
+    mono = rng.standard_normal((n, 1)).astype(np.float32)
+    assert np.allclose(validate.spatial_wiener(mono, 0.3 * mono, sr), 0.3 * mono, atol=1e-4)
+
+    def snr(ref, x):
+        return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - x) ** 2))
+
+    loud = np.r_[np.ones(n // 2), 0.3 * np.ones(n // 2)][:, None]  # the voice louder in the first half
+    voice = np.repeat(rng.standard_normal((n, 1)), 2, 1) * loud  # at the centre
+    acc = np.c_[rng.standard_normal(n), 0.1 * rng.standard_normal(n)] * loud[::-1]  # mostly on the left
+    mix = (voice + acc).astype(np.float32)
+    rough = (mix * np.where(loud > 0.5, 0.7, 0.3)).astype(np.float32)  # a poor mask, right on average
+    out = validate.spatial_wiener(mix, rough, sr)
+    assert out.shape == mix.shape
+    assert snr(voice, out) > snr(voice, rough) + 3

@@ -2,7 +2,7 @@
 
     python recipes/mixed/validate.py [--model NAME|PATH] [--postfilter|--no-postfilter]
                                      [--sets unseen songs heldout] [--heldout DIR] [--json FILE]
-                                     [--high-band-bound]
+                                     [--high-band-bound] [--stereo-rules]
 
 * ``unseen``: MIR-1K clips of two singers outside the training split (``data/mir1k/unseen.txt``:
   khair, yifen; 109 clips), voice GNSDR / GSIR / GSAR, BSS Eval v3, 0 dB mixtures (left + right).
@@ -12,6 +12,8 @@
   Falcon 69 mixture stream is limited), each at its own rate and in stereo. Beside each, the vocal
   estimate's level and SNR above 8 kHz (the band the model does not see); ``--high-band-bound`` adds
   the vocals SDR with that band replaced by the true vocals', the most a ``--high-band`` rule can give.
+  ``--stereo-rules`` adds the vocals / accompaniment SDR of two rules that use the songs' stereo image
+  on the same vocal estimate (:func:`centre_rule`, :func:`spatial_wiener`), for measuring them.
 * ``heldout``: the singers of the voice sources that training never loads (``prepare_voices.py``'s
   ``HELD_OUT``: GTSinger's Russian and Italian singers, FMSing's and CoMelSinger's unseen singers,
   vocadito, a tenth of SSVD), mixed at 0 dB over ``mir1k/unseen`` accompaniments as MIR-1K-style
@@ -74,6 +76,42 @@ def _band_spectra(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float):
     return f, np.fft.rfft(ref, axis=0), np.fft.rfft(est[:len(ref)], axis=0)
 
 
+def centre_rule(est: np.ndarray) -> np.ndarray:
+    """The vocal estimate's mid (mean of its channels) on every channel: a voice mixed at the centre
+    has no side, so the side of the mixture all goes to the accompaniment. Arrays (samples, channels)."""
+    return np.repeat(est.mean(1, keepdims=True), est.shape[1], 1)
+
+
+def spatial_wiener(mix: np.ndarray, est: np.ndarray, sr: int, eps: float = 1e-10) -> np.ndarray:
+    """A two-source multichannel Wiener filter that keeps the estimate's spectral gains and adds the
+    songs' stereo image. Arrays (samples, channels).
+
+    The mask ``m`` (per STFT bin, the same on every channel) is read back from ``est`` against
+    ``mix``; each source's spatial covariance ``R_j(f)`` is the mixture's ``x x^H`` weighted by
+    ``m^2`` (vocals) or ``(1 - m)^2`` (accompaniment) over the song, normalised by the weighted power;
+    the vocals are ``m p R_v (m p R_v + (1 - m) p R_a)^-1 x`` with ``p`` the mixture's power. With one
+    channel (or sources of one image) it returns ``est``'s mask again; with a centred voice over a
+    wide accompaniment it takes from the vocals what its image says is not theirs.
+    """
+    from vocalsep.features import istft, stft
+
+    n_fft = 2 ** round(np.log2(0.064 * sr))
+    hop = n_fft // 4
+    x, v = stft(mix.T.astype(np.float32), n_fft, hop), stft(est.T.astype(np.float32), n_fft, hop)  # (c, t, f)
+    power = (np.abs(x) ** 2).mean(0)
+    m = np.clip(np.sqrt((np.abs(v) ** 2).mean(0) / np.maximum(power, eps)), 0.0, 1.0)
+    xx = np.einsum("itf,jtf->tfij", x, x.conj())
+    cov = []
+    for g in (m, 1.0 - m):
+        w = g ** 2
+        r = np.einsum("tf,tfij->fij", w, xx) / np.maximum(np.einsum("tf,tf->f", w, power), eps)[:, None, None]
+        cov.append((g * power)[..., None, None] * r[None])
+    c = x.shape[0]
+    gain = cov[0] @ np.linalg.inv(cov[0] + cov[1] + eps * np.eye(c))
+    y = np.einsum("tfij,jtf->itf", gain, x)
+    return istft(y, n_fft, hop, length=len(mix)).T
+
+
 def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Path | None = None,
                  root: Path | None = None, label: str = "mir1k/unseen") -> dict:
     """Voice GNSDR / GSIR / GSAR (BSS Eval v3, clip-length-weighted) on MIR-1K-style clips (mono 16 kHz,
@@ -86,11 +124,12 @@ def score_unseen(separator, data: Path, manifest: str | Path, estimates_dir: Pat
     return {k: s[k] for k in ("GNSDR", "GSIR", "GSAR")}
 
 
-def songs_corpus(data: Path, high_band_bound: bool = False):
+def songs_corpus(data: Path, high_band_bound: bool = False, stereo_rules: bool = False):
     """The produced validation songs as a :class:`vocalsep.evaluate.Corpus`: museval v4 vocals and
     accompaniment SDR (median over 1 s frames) and the vocal estimate above 8 kHz, per song; with
     ``high_band_bound`` also the vocals SDR the estimate would have with the true vocals above 8 kHz
-    (and the accompaniment the rest of the mixture)."""
+    (and the accompaniment the rest of the mixture); with ``stereo_rules`` the vocals and
+    accompaniment SDR of :func:`centre_rule` and :func:`spatial_wiener` applied to the estimate."""
     from vocalsep.evaluate import Corpus, Track
 
     class ProducedSongs(Corpus):
@@ -119,6 +158,13 @@ def songs_corpus(data: Path, high_band_bound: bool = False):
                 bound = museval.evaluate(np.stack([vocals, acc]), np.stack([v, vocals + acc - v]), win=sr, hop=sr)[0]
                 s["vocals_true_hf"] = float(np.nanmedian(bound[0]))
                 extra = f", vocals SDR with the true band {s['vocals_true_hf']:6.2f}"
+            if stereo_rules:
+                for rule, v in (("centre", centre_rule(est["vocals"].T)),
+                                ("spatial", spatial_wiener(vocals + acc, est["vocals"].T, sr))):
+                    sdr = museval.evaluate(np.stack([vocals, acc]), np.stack([v, vocals + acc - v]), win=sr, hop=sr)[0]
+                    s[f"{rule}_vocals"], s[f"{rule}_accompaniment"] = (float(np.nanmedian(sdr[0])),
+                                                                     float(np.nanmedian(sdr[1])))
+                    extra += f", {rule} rule {s[f'{rule}_vocals']:6.2f} / {s[f'{rule}_accompaniment']:6.2f}"
             print(f"  {track.name:18s} vocals SDR {s['vocals']:6.2f}  accompaniment SDR {s['accompaniment']:6.2f}"
                   f"  vocals above 8 kHz: level {hf_level:+6.1f} dB, SNR {hf_sdr:6.2f} dB{extra}", flush=True)
             return track.name, s
@@ -129,13 +175,14 @@ def songs_corpus(data: Path, high_band_bound: bool = False):
     return ProducedSongs()
 
 
-def score_songs(separator, data: Path, estimates_dir: Path | None = None, high_band_bound: bool = False) -> dict:
+def score_songs(separator, data: Path, estimates_dir: Path | None = None, high_band_bound: bool = False,
+                stereo_rules: bool = False) -> dict:
     """Per song: museval v4 vocals / accompaniment SDR and the vocal estimate's level and SNR above 8 kHz,
-    of ``separator`` or of the estimates in ``estimates_dir/<song>/`` (``high_band_bound``: see
-    :func:`songs_corpus`)."""
+    of ``separator`` or of the estimates in ``estimates_dir/<song>/`` (``high_band_bound``,
+    ``stereo_rules``: see :func:`songs_corpus`)."""
     from vocalsep.evaluate import score_corpus
 
-    return score_corpus(songs_corpus(data, high_band_bound), separator, estimates_dir=estimates_dir)
+    return score_corpus(songs_corpus(data, high_band_bound, stereo_rules), separator, estimates_dir=estimates_dir)
 
 
 def main(argv=None) -> int:
@@ -154,6 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shifts", default=1, type=int, help="average the mask over this many time-shifted runs")
     ap.add_argument("--high-band-bound", action="store_true",
                     help="songs: also the vocals SDR with the true vocals above 8 kHz (what any --high-band rule could reach)")
+    ap.add_argument("--stereo-rules", action="store_true",
+                    help="songs: also the SDRs of the centre rule and the spatial Wiener filter on the same estimate")
     args = ap.parse_args(argv)
     manifest = args.heldout / "heldout.txt"
     if args.sets is None:
@@ -173,7 +222,8 @@ def main(argv=None) -> int:
     if "unseen" in args.sets:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)
     if "songs" in args.sets:
-        result["songs"] = score_songs(sep, args.data, high_band_bound=args.high_band_bound)
+        result["songs"] = score_songs(sep, args.data, high_band_bound=args.high_band_bound,
+                                     stereo_rules=args.stereo_rules)
     if "heldout" in args.sets:
         result["heldout"] = score_unseen(sep, args.data, manifest, root=args.heldout, label="held-out voices")
     if args.json:
