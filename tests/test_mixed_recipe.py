@@ -252,7 +252,8 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     """Stage 1 of recipes/mixed/run.sh end to end on generated clips with a tiny network: conf.toml's
     four phases, the average of phase 4's kept epochs, two seeds of conf_1024.toml started from it,
     the average of both seeds' epochs, and the many-voices runs (B and C, E from their average, W24 and
-    W24b, V1 and V2, W32 and W32b) whose late epochs average into the model stage 2 scores."""
+    W24b, V1 and V2, W32 and W32b, W32c at a fifth of the learning rate) whose late epochs average into
+    the model stage 2 scores."""
     import os
     import subprocess
     import sys
@@ -289,7 +290,7 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     assert len(sources) == 2 and "seed1" in sources[0] and "seed2" in sources[1]
     assert mir1k.training["curriculum"][-1]["init_from"].endswith("phase4/average.pt")
     # many voices: runs B and C from the MIR-1K model, E from their average, W24 from E's, W24b from W24,
-    # V1 and V2 from the W24/W24b average, W32 from theirs, W32b from W32
+    # V1 and V2 from the W24/W24b average, W32 from theirs, W32b from W32, W32c from the W32/W32b average
     assert load_model(run / "voices" / "B" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith(
         "train1024/average.pt")
     assert load_model(run / "voices" / "v1.pt").training["averaged_from"][0].endswith("B/phase1/epochs/epoch002.pt")
@@ -297,8 +298,11 @@ def test_run_sh_stage_1_trains_fine_tunes_on_the_longer_stft_and_averages(tmp_pa
     model = load_model(run / "voices" / "average.pt")
     assert model.features == mir1k.features
     sources = model.training["averaged_from"]
-    assert [Path(s).parts[-4] for s in sources] == ["W32", "W32b"]  # each run's last (2 epochs here)
-    assert model.training["curriculum"][-1]["init_from"].endswith("W32/phase1/epochs/epoch002.pt")
+    assert [Path(s).parts[-4] for s in sources] == ["W32c", "W32c"]  # every epoch of W32c (2 here)
+    assert model.training["curriculum"][-1]["init_from"].endswith("v5.pt")
+    v5 = load_model(run / "voices" / "v5.pt")
+    assert [Path(s).parts[-4] for s in v5.training["averaged_from"]] == ["W32", "W32b"]  # each run's last
+    assert v5.training["curriculum"][-1]["init_from"].endswith("W32/phase1/epochs/epoch002.pt")
     assert load_model(run / "voices" / "W32" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith("v4.pt")
     assert [Path(s).parts[-4] for s in load_model(run / "voices" / "v4.pt").training["averaged_from"]] == ["V1", "V2"]
     assert load_model(run / "voices" / "V1" / "phase1" / "best.pt").training["curriculum"][-1]["init_from"].endswith("v3.pt")

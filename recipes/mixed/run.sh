@@ -46,14 +46,17 @@ exp=$exp_root/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
 source recipes/lib.sh
-# the epoch files of a phase that kept them, from the $2-th on (only the last when it has fewer)
+# the epoch files of a phase that kept them, from the $2-th on (only the last when it has fewer);
+# $2 = N-M: from the N-th to the M-th (as far as there are)
 epochs_from() {
   local files=("$1"/epoch*.pt)
-  local n=${#files[@]}
-  local k=$(( $2 <= n ? $2 : n ))
-  printf '%s\n' "${files[@]:k-1}"
+  local n=${#files[@]} first=${2%-*} last=${2#*-}
+  [ "$first" = "$2" ] && last=$n
+  last=$(( last <= n ? last : n ))
+  local k=$(( first <= last ? first : last ))
+  printf '%s\n' "${files[@]:k-1:last-k+1}"
 }
-# average_epochs OUT DIR N [DIR N]...: the mean of each epochs folder's files from its N-th on
+# average_epochs OUT DIR N [DIR N]...: the mean of each epochs folder's files from its N-th on (N-M: to its M-th)
 average_epochs() {
   local out=$1 files=(); shift
   while [ $# -gt 0 ]; do
@@ -93,7 +96,8 @@ if want 1; then
   # channels start at zero, so the run begins at v2's mask) in run W24 and, from W24's 21st epoch,
   # run W24b, both with bfloat16 steps, averaged from W24's 35th and W24b's 15th epochs (v3); runs V1
   # and V2 from v3, averaged from their 5th epochs (v4); v4 widened to 32 channels in run W32 and, from
-  # W32's 24th epoch, run W32b, averaged from W32's 5th and W32b's 4th epochs (the default). The bundled
+  # W32's 24th epoch, run W32b, averaged from W32's 5th and W32b's 4th epochs (v5); run W32c from v5 at a
+  # fifth of the learning rate (2e-5), every epoch averaged (the default). The bundled
   # default's runs E, W24, V1 and V2 started from the previous default's int8 file rather than the float
   # average, W24 ran its first 21 epochs in float32, and W32 started from V1's epochs 5-55 and V2's 5-54.
   voice_run() {  # OUT INIT SEED POOL_PROB EPOCHS [--set ...]
@@ -119,7 +123,9 @@ if want 1; then
   wider=(--set model.channels=32 --set precision=bf16)
   voice_run "$v/W32" "$v/v4.pt" 10 0.4 56 "${wider[@]}"
   voice_run "$v/W32b" "$(epochs_from "$v/W32/phase1/epochs" 24 | head -n 1)" 11 0.4 31 "${wider[@]}"
-  average_epochs "$model" "$v/W32/phase1/epochs" 5 "$v/W32b/phase1/epochs" 4
+  average_epochs "$v/v5.pt" "$v/W32/phase1/epochs" 5 "$v/W32b/phase1/epochs" 4
+  voice_run "$v/W32c" "$v/v5.pt" 12 0.4 21 "${wider[@]}" --set phases.0.lr=2e-5
+  average_epochs "$model" "$v/W32c/phase1/epochs" 1
 fi
 if want 2; then
   echo "stage 2: validation (unseen singers, produced songs)"
