@@ -46,17 +46,14 @@ exp=$exp_root/$tag
 mkdir -p "$exp"
 git rev-parse HEAD > "$exp/git_commit" 2>/dev/null || true
 source recipes/lib.sh
-# the epoch files of a phase that kept them, from the $2-th on (only the last when it has fewer);
-# $2 = N-M: from the N-th to the M-th (as far as there are)
+# the epoch files of a phase that kept them, from the $2-th on (only the last when it has fewer)
 epochs_from() {
   local files=("$1"/epoch*.pt)
-  local n=${#files[@]} first=${2%-*} last=${2#*-}
-  [ "$first" = "$2" ] && last=$n
-  last=$(( last <= n ? last : n ))
-  local k=$(( first <= last ? first : last ))
-  printf '%s\n' "${files[@]:k-1:last-k+1}"
+  local n=${#files[@]}
+  local k=$(( $2 <= n ? $2 : n ))
+  printf '%s\n' "${files[@]:k-1}"
 }
-# average_epochs OUT DIR N [DIR N]...: the mean of each epochs folder's files from its N-th on (N-M: to its M-th)
+# average_epochs OUT DIR N [DIR N]...: the mean of each epochs folder's files from its N-th on
 average_epochs() {
   local out=$1 files=(); shift
   while [ $# -gt 0 ]; do
