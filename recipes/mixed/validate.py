@@ -104,7 +104,7 @@ def spatial_wiener(mix: np.ndarray, est: np.ndarray, sr: int, eps: float = 1e-10
     cov = []
     for g in (m, 1.0 - m):
         w = g ** 2
-        r = np.einsum("tf,tfij->fij", w, xx) / np.maximum(np.einsum("tf,tf->f", w, power), eps)[:, None, None]
+        r = np.einsum("tf,tfij->fij", w, xx) / np.maximum((w * power).sum(0), eps)[:, None, None]
         cov.append((g * power)[..., None, None] * r[None])
     c = x.shape[0]
     gain = cov[0] @ np.linalg.inv(cov[0] + cov[1] + eps * np.eye(c))
@@ -147,23 +147,23 @@ def songs_corpus(data: Path, high_band_bound: bool = False, stereo_rules: bool =
             import museval
 
             vocals, acc, sr = track.references["vocals"].T, track.references["accompaniment"].T, track.rate
-            sdr, isr, sir, sar = museval.evaluate(np.stack([vocals, acc]),
-                                                  np.stack([est["vocals"].T, est["accompaniment"].T]), win=sr, hop=sr)
+
+            def sdr(v_est, a_est=None):  # museval v4 median vocals / accompaniment SDR; a_est: the rest of the mixture
+                a_est = vocals + acc - v_est if a_est is None else a_est
+                d = museval.evaluate(np.stack([vocals, acc]), np.stack([v_est, a_est]), win=sr, hop=sr)[0]
+                return float(np.nanmedian(d[0])), float(np.nanmedian(d[1]))
+
             hf_level, hf_sdr = high_band_scores(vocals, est["vocals"].T, sr)
-            s = {"vocals": float(np.nanmedian(sdr[0])), "accompaniment": float(np.nanmedian(sdr[1])),
-                 "vocals_hf_level": hf_level, "vocals_hf_snr": hf_sdr}
+            s = dict(zip(("vocals", "accompaniment"), sdr(est["vocals"].T, est["accompaniment"].T)),
+                     vocals_hf_level=hf_level, vocals_hf_snr=hf_sdr)
             extra = ""
             if high_band_bound:
-                v = with_true_high_band(vocals, est["vocals"].T, sr)
-                bound = museval.evaluate(np.stack([vocals, acc]), np.stack([v, vocals + acc - v]), win=sr, hop=sr)[0]
-                s["vocals_true_hf"] = float(np.nanmedian(bound[0]))
+                s["vocals_true_hf"] = sdr(with_true_high_band(vocals, est["vocals"].T, sr))[0]
                 extra = f", vocals SDR with the true band {s['vocals_true_hf']:6.2f}"
             if stereo_rules:
                 for rule, v in (("centre", centre_rule(est["vocals"].T)),
                                 ("spatial", spatial_wiener(vocals + acc, est["vocals"].T, sr))):
-                    sdr = museval.evaluate(np.stack([vocals, acc]), np.stack([v, vocals + acc - v]), win=sr, hop=sr)[0]
-                    s[f"{rule}_vocals"], s[f"{rule}_accompaniment"] = (float(np.nanmedian(sdr[0])),
-                                                                     float(np.nanmedian(sdr[1])))
+                    s[f"{rule}_vocals"], s[f"{rule}_accompaniment"] = sdr(v)
                     extra += f", {rule} rule {s[f'{rule}_vocals']:6.2f} / {s[f'{rule}_accompaniment']:6.2f}"
             print(f"  {track.name:18s} vocals SDR {s['vocals']:6.2f}  accompaniment SDR {s['accompaniment']:6.2f}"
                   f"  vocals above 8 kHz: level {hf_level:+6.1f} dB, SNR {hf_sdr:6.2f} dB{extra}", flush=True)
