@@ -281,6 +281,38 @@ def test_ratio_mask_target_is_the_voices_share_of_each_band():
         load_config(None, ['mask_target="soft"'])
 
 
+
+def test_signal_approximation_loss_is_the_reconstruction_error_energy():
+    """mask_target="sa": the weighted mask error equals the masked mixture's squared error against the
+    voice (mel magnitudes, X^2 weights, per example over its loud bins) wherever V <= X; each example's
+    weights average 1, so a mixture 20 dB quieter counts the same."""
+    from vocalsep.features import FeatureConfig
+    from vocalsep.losses import mask_loss
+    from vocalsep.train import FeatureExtractor
+
+    fcfg = FeatureConfig(n_mels=20)
+    fx = FeatureExtractor(fcfg, 40.0, mask_target="sa")
+    rng = torch.Generator().manual_seed(1)
+    voice, acc = torch.randn(2, 4000, generator=rng), 0.5 * torch.randn(2, 4000, generator=rng)
+    _, labels, weights, target = fx(voice, acc)
+    assert float(target.min()) >= 0 and float(target.max()) <= 1
+    loud = FeatureExtractor(fcfg, 40.0)(voice, acc)[2]
+    assert torch.allclose((weights.sum((1, 2)) / loud.sum((1, 2))), torch.ones(2), atol=1e-4)
+    mask = torch.rand(labels.shape, generator=rng)
+    _, mel = fx.front.analyse(np.concatenate([voice.numpy(), (voice + acc).numpy()]))
+    v, x = (torch.from_numpy(m) for m in mel.reshape(2, 2, *mel.shape[1:]))
+    ok = loud * (v <= x)  # where the target is not clipped at 1
+    direct = (ok * (mask * x - v).square()).sum((1, 2)) / (ok * x.square()).sum((1, 2))
+    via_weights = (ok * weights * (mask - target).square()).sum((1, 2)) / (ok * weights).sum((1, 2))
+    assert torch.allclose(direct, via_weights, rtol=1e-3)
+    quiet = fx(0.1 * voice, 0.1 * acc)
+    assert torch.allclose(quiet[2], weights, rtol=1e-3, atol=1e-5) and torch.allclose(quiet[3], target, atol=1e-4)
+    assert float(mask_loss(target, labels, weights, target)) == 0.0
+    for b in range(2):  # each loud bin weighs as its mixture power, one scale per example
+        ratio = weights[b][loud[b] > 0] / x[b][loud[b] > 0].square()
+        assert float(ratio.std() / ratio.mean()) < 1e-3
+    assert torch.equal(weights[loud == 0], torch.zeros_like(weights[loud == 0]))
+
 def test_a_wider_unet_run_starts_from_a_narrower_model_file(tmp_path, clips):
     """model.channels above the file's: the run starts at the file's mask and records the widening;
     another depth is refused."""

@@ -19,7 +19,7 @@ class ConfigError(VocalsepError, ValueError):
     """A training configuration is malformed."""
 
 
-MASK_TARGETS = ("ibm", "irm")
+MASK_TARGETS = ("ibm", "irm", "sa")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -55,7 +55,10 @@ class TrainConfig:
     grad_clip: float = 5.0
     silence_db: float = SILENCE_DB  # bins more than this far below an example's loudest bin are left out of the loss
     mask_weight: float = 1.0  # weight of the mask-inference loss next to the deep clustering loss (Chimera)
-    mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm) or ideal ratio mask (irm)
+    mask_target: str = "ibm"  # what a mask head learns: the ideal binary mask (ibm), ideal ratio mask (irm), or sa
+    # (signal approximation: the masked mixture against the voice, each bin's error weighted by the mixture's
+    # mel magnitude to the power sa_power; 2 = the error energy of the reconstruction, what SDR counts)
+    sa_power: float = 2.0
     init_from: str = ""  # phase 1 starts from this model file's weights (heads it lacks start fresh)
     checkpoint_every: int = 50  # steps
     voice_rule_batches: int = 30
@@ -160,7 +163,7 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "dict": dict, "list": l
           "tuple[float, float]": (list, tuple)}
 # (low, high, low excluded) per numeric setting; every other setting is checked for its type only
 _RANGES = {"seed": (0, 2**32 - 1, False), "grad_clip": (0, None, False), "silence_db": (0, 200, True),
-           "mask_weight": (0, None, False), "checkpoint_every": (1, None, False), "voice_rule_batches": (1, 10_000, False),
+           "mask_weight": (0, None, False), "sa_power": (0, 4, False), "checkpoint_every": (1, None, False), "voice_rule_batches": (1, 10_000, False),
            "threads": (0, 1024, False), "chunk_frames": (2, 100_000, False), "batch_size": (1, 4096, False),
            "steps_per_epoch": (1, None, False), "max_epochs": (1, None, False), "lr": (0, 10, True),
            "patience": (1, None, False), "max_minutes": (0, None, False), "formant_ratio": (1, 4, False)}

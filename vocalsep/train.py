@@ -94,16 +94,20 @@ def _check_resume(cfg: TrainConfig, out: Path) -> None:
 class FeatureExtractor:
     """Waveform batches -> (log-mel, ideal binary labels, bin weights, mask target), on the model's device.
 
-    The mask target is the voice's ideal binary mask (``mask_target="ibm"``) or its ideal ratio mask
-    on the mel bands, ``|V| / (|V| + |A|)`` (``"irm"``).
+    The mask target is the voice's ideal binary mask (``mask_target="ibm"``), its ideal ratio mask
+    on the mel bands, ``|V| / (|V| + |A|)`` (``"irm"``), or the signal approximation (``"sa"``): the
+    masked mixture ``m X`` against the voice ``V``, whose squared error ``X^2 (m - V / X)^2`` is a
+    ratio target ``min(V / X, 1)`` with each bin weighted by ``X ** sa_power`` (2: the error energy
+    of the reconstruction, what SDR counts), the weights of each example scaled to mean 1 over its
+    loud bins so that a quiet mixture counts as much as a loud one.
     """
 
     def __init__(self, fcfg: FeatureConfig, silence_db: float, device: str | torch.device = "cpu",
-                 mask_target: str = "ibm"):
+                 mask_target: str = "ibm", sa_power: float = 2.0):
         if mask_target not in MASK_TARGETS:
             raise ConfigError(f"unknown mask_target {mask_target!r}; choose one of {', '.join(MASK_TARGETS)}")
         self.cfg, self.silence_db, self.device = fcfg, silence_db, torch.device(device)
-        self.mask_target = mask_target
+        self.mask_target, self.sa_power = mask_target, sa_power
         self.front = FrontEnd(fcfg)  # the numpy front end separation uses, so the two cannot drift apart
 
     def __call__(self, voice, acc):
@@ -114,6 +118,11 @@ class FeatureExtractor:
         weights = loud_bins(mel[2], self.silence_db).astype(np.float32)
         if self.mask_target == "irm":
             target = mel[0] / np.maximum(mel[0] + mel[1], 1e-12)
+        elif self.mask_target == "sa":
+            target = np.minimum(mel[0] / np.maximum(mel[2], 1e-12), 1.0)
+            energy = weights * mel[2] ** self.sa_power
+            scale = energy.sum((1, 2), keepdims=True) / np.maximum(weights.sum((1, 2), keepdims=True), 1.0)
+            weights = (energy / np.maximum(scale, 1e-30)).astype(np.float32)
         else:
             target = (labels == 0).astype(np.float32)
 
@@ -281,7 +290,7 @@ class PhaseRun:
         cfg = self.cfg
         self.fcfg = fcfg = FeatureConfig.from_dict(cfg.features)
         self.device = _device(cfg.device)
-        self.fx = FeatureExtractor(fcfg, cfg.silence_db, self.device, cfg.mask_target)
+        self.fx = FeatureExtractor(fcfg, cfg.silence_db, self.device, cfg.mask_target, cfg.sa_power)
         self.train_clips = load_clips(cfg.dataset, cfg.data_root, cfg.train_set, fcfg.sample_rate)
         self.valid_clips = load_clips(cfg.dataset, cfg.data_root, cfg.valid_set, fcfg.sample_rate) if cfg.valid_set else []
         self.length = fcfg.samples_for_frames(self.pc.chunk_frames)
@@ -351,6 +360,7 @@ class PhaseRun:
                    "valid_loss": state["best"], "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
                    "train_clips": len(self.train_clips), "valid_clips": len(self.valid_clips), "seed": cfg.seed,
                    "silence_db": cfg.silence_db, "mask_target": cfg.mask_target,
+                   **({"sa_power": cfg.sa_power} if cfg.mask_target == "sa" else {}),
                    "data": f"{cfg.dataset} {cfg.train_set}".strip(), "curriculum": self.earlier,
                    "total_minutes": round((state["elapsed"] + sum(e.get("minutes", 0) * 60 for e in self.earlier)) / 60, 1)}
         return ModelBundle(model=net, features=self.fcfg, arch=cfg.arch, model_kwargs=_model_kwargs(cfg),

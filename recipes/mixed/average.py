@@ -72,7 +72,7 @@ def recalibrate(bundle, config: Path, overrides: list[str], batches: int, seed: 
     cfg = load_config(config, overrides)
     if FeatureConfig.from_dict(cfg.features) != bundle.features:
         raise SystemExit(f"{config}: its features differ from the model's; recalibrate with the config it was trained with")
-    fx = FeatureExtractor(bundle.features, cfg.silence_db, "cpu", cfg.mask_target)
+    fx = FeatureExtractor(bundle.features, cfg.silence_db, "cpu", cfg.mask_target, cfg.sa_power)
     sampler = training_sampler(cfg, 1, seed, bundle.features)
     batch_size = cfg.phases[0].batch_size
     n = recalibrate_batch_norm(bundle.model, sampler, fx, batches, batch_size)
