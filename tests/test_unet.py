@@ -121,3 +121,41 @@ def test_widening_refuses_a_network_of_another_shape():
         MaskUNet(n_bands=20, channels=6, depth=3).load_narrower(MaskUNet(n_bands=20, channels=5, depth=3).state_dict(), 4)
     with pytest.raises(ValueError, match="no encoder.3"):
         MaskUNet(n_bands=20, channels=6, depth=4).load_narrower(small.state_dict(), 4)
+
+
+def test_bottleneck_blocks_start_as_the_identity_and_then_learn(tmp_path):
+    """A U-Net with residual blocks on its bottleneck, started from a model file without them
+    (``init_from``), computes the file's mask; a few steps move the blocks and change the mask; the
+    file of the deeper network keeps its blocks."""
+    from vocalsep.train import init_from_file
+
+    torch.manual_seed(0)
+    plain = _trained_looking(MaskUNet(n_bands=16, channels=2, depth=2)).eval()
+    src = tmp_path / "plain.pt"
+    save_model(src, ModelBundle(model=plain, features=FeatureConfig(n_mels=16), arch="unet",
+                                model_kwargs={"channels": 2, "depth": 2}))
+    deep = build_model("unet", 16, channels=2, depth=2, blocks=2)
+    init_from_file(deep, src)
+    deep.eval()
+    x = torch.randn(3, 24, 16)
+    with torch.no_grad():
+        assert torch.allclose(deep(x)["mask"], plain(x)["mask"], atol=1e-6)
+    deep.train()
+    opt = torch.optim.Adam(deep.parameters(), lr=1e-2)
+    target = (torch.arange(16) % 4 < 2).float().expand(3, 24, 16)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy(deep(x)["mask"], target).backward()
+        opt.step()
+    deep.eval()
+    assert float(deep.bottleneck[1].body[-1].weight.abs().max()) > 0
+    with torch.no_grad():
+        assert not torch.allclose(deep(x)["mask"], plain(x)["mask"], atol=1e-4)
+    out = tmp_path / "deep.pt"
+    save_model(out, ModelBundle(model=deep, features=FeatureConfig(n_mels=16), arch="unet",
+                                model_kwargs={"channels": 2, "depth": 2, "blocks": 2}))
+    again = load_model(out).model.eval()
+    with torch.no_grad():
+        assert torch.equal(again(x)["mask"], deep(x)["mask"])
+    with pytest.raises(ValueError, match="blocks must be 0 or more"):
+        MaskUNet(n_bands=16, channels=2, depth=2, blocks=-1)

@@ -490,7 +490,8 @@ def init_from_file(model: torch.nn.Module, path: str | Path, features: FeatureCo
         except RuntimeError as exc:  # same names, other sizes
             raise ConfigError(f"init_from={path}: its network does not match this config's: "
                               f"{str(exc).splitlines()[-1].strip()[:160]}") from None
-    fresh = [k for k in missing if k.split(".")[0] not in ("mask", "embed")]
+    # heads the file lacks, and a U-Net's bottleneck blocks beyond the file's (identity at the start)
+    fresh = [k for k in missing if k.split(".")[0] not in ("mask", "embed", "bottleneck")]
     if unexpected or fresh or len(missing) == len(model.state_dict()):
         raise ConfigError(f"init_from={path}: its network does not match this config's "
                           f"(unexpected {sorted(unexpected)[:3]}, missing {sorted(fresh)[:3]})")

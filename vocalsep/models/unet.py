@@ -12,6 +12,11 @@ each a 5x5 transposed convolution with stride 2, batch norm, ReLU and dropout on
 with the matching encoder layer's output concatenated on the channel axis (the U-Net skips); a 1x1
 convolution and a sigmoid give the voice mask per (frame, band). Input bands and frames are padded to
 a multiple of ``2 ** depth`` and the output is cropped back, so any T >= 1 frames give T mask frames.
+
+``blocks`` > 0 adds that many residual blocks on the bottleneck (3x3 convolution, batch norm, ReLU,
+3x3 convolution, batch norm, added to the block's input): depth where the grid is smallest, so that
+each block costs about as much as one encoder layer. The last batch norm of each block starts at zero
+gain, so a network with new blocks computes what it did without them until training moves them.
 """
 from __future__ import annotations
 
@@ -26,9 +31,11 @@ class MaskUNet(_Normalised):
     """(batch, frames, n_bands) log-mel in, ``{"mask": (batch, frames, n_bands) in [0, 1]}`` out."""
 
     def __init__(self, n_bands: int = 150, channels: int = 16, depth: int = 5, kernel: int = 5,
-                 dropout: float = 0.2, dropout_layers: int = 2):
+                 dropout: float = 0.2, dropout_layers: int = 2, blocks: int = 0):
         if min(n_bands, channels, depth, kernel) < 1 or kernel % 2 == 0:
             raise ValueError("n_bands, channels and depth must be positive and kernel a positive odd number")
+        if blocks < 0:
+            raise ValueError(f"blocks must be 0 or more, got {blocks}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         super().__init__(n_bands)
@@ -40,6 +47,8 @@ class MaskUNet(_Normalised):
             nn.Sequential(nn.Conv2d(1 if i == 0 else widths[i - 1], w, kernel, stride=2, padding=pad),
                           nn.BatchNorm2d(w), nn.LeakyReLU(0.2))
             for i, w in enumerate(widths))
+        self.blocks = blocks
+        self.bottleneck = nn.ModuleList(_ResidualBlock(widths[-1]) for _ in range(blocks))
         self.decoder = nn.ModuleList()
         for i in reversed(range(depth)):  # decoder layer i brings level i + 1 back to level i's input size
             c_in = widths[i] * (1 if i == depth - 1 else 2)  # the deepest takes the bottleneck alone
@@ -61,6 +70,8 @@ class MaskUNet(_Normalised):
             h = layer(h)
             skips.append(h)
         skips.pop()  # the bottleneck is the deepest decoder layer's only input
+        for block in self.bottleneck:
+            h = block(h)
         for layer in self.decoder:
             h = layer(h)
             if skips:
@@ -120,6 +131,19 @@ class MaskUNet(_Normalised):
             maps[f"decoder.{j}"] = ([widths[i - 1] if i > 0 else channels], c_in)
         maps["out"] = ([1], [channels, 1])  # last decoder layer, input
         return maps
+
+
+class _ResidualBlock(nn.Module):
+    """``x + BN(conv(ReLU(BN(conv(x)))))`` with 3x3 convolutions; the last gain starts at zero (identity)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 def narrower_unet(src: nn.Module, dst: nn.Module) -> int:
