@@ -157,5 +157,8 @@ def test_bottleneck_blocks_start_as_the_identity_and_then_learn(tmp_path):
     again = load_model(out).model.eval()
     with torch.no_grad():
         assert torch.equal(again(x)["mask"], deep(x)["mask"])
+    from vocalsep.export import _Heads, export_onnx, parity  # and the bundled form runs it the same
+    onnx_file = export_onnx(load_model(out), tmp_path / "deep.onnx")
+    assert parity(_Heads(again, ("mask",)), onnx_file, 16, seed=3) < 1e-4
     with pytest.raises(ValueError, match="blocks must be 0 or more"):
         MaskUNet(n_bands=16, channels=2, depth=2, blocks=-1)
