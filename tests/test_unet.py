@@ -148,7 +148,7 @@ def test_bottleneck_blocks_start_as_the_identity_and_then_learn(tmp_path):
         torch.nn.functional.binary_cross_entropy(deep(x)["mask"], target).backward()
         opt.step()
     deep.eval()
-    assert float(deep.bottleneck[1].body[-1].weight.abs().max()) > 0
+    assert float(deep.bottleneck[1].body[-1].weight.detach().abs().max()) > 0
     with torch.no_grad():
         assert not torch.allclose(deep(x)["mask"], plain(x)["mask"], atol=1e-4)
     out = tmp_path / "deep.pt"
