@@ -337,3 +337,18 @@ def test_stereo_rules_use_the_songs_image(monkeypatch):
     out = validate.spatial_wiener(mix, rough, sr)
     assert out.shape == mix.shape
     assert snr(voice, out) > snr(voice, rough) + 3
+
+
+def test_mask_sharpness_scales_the_logit_around_one_half(monkeypatch):
+    """validate.py --mask-sharpness: 1 leaves the mask as it is; above 1 moves it away from 0.5, below 1
+    towards it; 0.5 stays 0.5 and the order of bins is kept."""
+    monkeypatch.syspath_prepend(str(ROOT / "recipes" / "mixed"))
+    import validate
+
+    m = np.array([[0.05, 0.3, 0.5, 0.7, 0.99]], np.float32)
+    assert validate.sharpened(m, 1.0) is m
+    sharp, soft = validate.sharpened(m, 2.0), validate.sharpened(m, 0.5)
+    assert np.allclose(sharp[0, 2], 0.5) and np.allclose(soft[0, 2], 0.5)
+    assert np.all(np.abs(sharp - 0.5) >= np.abs(m - 0.5)) and np.all(np.abs(soft - 0.5) <= np.abs(m - 0.5))
+    assert np.allclose(sharp[0, 3], 0.7 ** 2 / (0.7 ** 2 + 0.3 ** 2), atol=1e-6)
+    assert np.all(np.diff(sharp[0]) > 0) and sharp.dtype == np.float32

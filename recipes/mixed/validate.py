@@ -76,6 +76,14 @@ def _band_spectra(ref: np.ndarray, est: np.ndarray, sr: int, cutoff: float):
     return f, np.fft.rfft(ref, axis=0), np.fft.rfft(est[:len(ref)], axis=0)
 
 
+def sharpened(mask: np.ndarray, a: float) -> np.ndarray:
+    """The mask with its logit scaled by ``a``: ``sigmoid(a * logit(m))`` (a > 1 sharper, < 1 softer, 1 as is)."""
+    if a == 1.0:
+        return mask
+    m = np.clip(np.asarray(mask, np.float64), 1e-7, 1 - 1e-7)
+    return (1.0 / (1.0 + np.exp(-a * np.log(m / (1 - m))))).astype(np.float32)
+
+
 def centre_rule(est: np.ndarray) -> np.ndarray:
     """The vocal estimate's mid (mean of its channels) on every channel: a voice mixed at the centre
     has no side, so the side of the mixture all goes to the accompaniment. Arrays (samples, channels)."""
@@ -201,6 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shifts", default=1, type=int, help="average the mask over this many time-shifted runs")
     ap.add_argument("--high-band-bound", action="store_true",
                     help="songs: also the vocals SDR with the true vocals above 8 kHz (what any --high-band rule could reach)")
+    ap.add_argument("--mask-sharpness", default=1.0, type=float,
+                    help="scale the voice mask's logit by this (below 1 softer, above 1 sharper)")
     ap.add_argument("--stereo-rules", action="store_true",
                     help="songs: also the SDRs of the centre rule and the spatial Wiener filter on the same estimate")
     args = ap.parse_args(argv)
@@ -217,7 +227,11 @@ def main(argv=None) -> int:
     if args.high_band:
         kwargs["high_band"] = args.high_band
     sep = Separator.from_pretrained(args.model, args.runtime, **kwargs)
-    result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter, "shifts": sep.shifts}
+    if args.mask_sharpness != 1.0:
+        masks = sep.masks
+        sep.masks = lambda *a, **kw: sharpened(masks(*a, **kw), args.mask_sharpness)
+    result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter, "shifts": sep.shifts,
+              "mask_sharpness": args.mask_sharpness}
     print(f"model {result['model']}", flush=True)
     if "unseen" in args.sets:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)
