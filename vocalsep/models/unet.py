@@ -47,7 +47,6 @@ class MaskUNet(_Normalised):
             nn.Sequential(nn.Conv2d(1 if i == 0 else widths[i - 1], w, kernel, stride=2, padding=pad),
                           nn.BatchNorm2d(w), nn.LeakyReLU(0.2))
             for i, w in enumerate(widths))
-        self.blocks = blocks
         self.bottleneck = nn.ModuleList(_ResidualBlock(widths[-1]) for _ in range(blocks))
         self.decoder = nn.ModuleList()
         for i in reversed(range(depth)):  # decoder layer i brings level i + 1 back to level i's input size
