@@ -12,6 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,8 +53,10 @@ class TorchNetwork:
         self.model = model.to(self.device).eval()
 
     @torch.inference_mode()
-    def __call__(self, logmel, heads: tuple[str, ...]) -> dict:
-        out = self.model(torch.from_numpy(logmel).to(self.device), heads=heads)
+    def __call__(self, logmel, heads: tuple[str, ...], magnitude=None) -> dict:
+        extra = {} if magnitude is None else {
+            "magnitude": torch.from_numpy(np.ascontiguousarray(magnitude, np.float32)).to(self.device)}
+        out = self.model(torch.from_numpy(logmel).to(self.device), heads=heads, **extra)
         return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 

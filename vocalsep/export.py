@@ -7,8 +7,11 @@ The graph's interface:
   periodic Hann window of ``n_fft`` samples and hop ``hop_length``, centred (zero-padded by
   ``n_fft // 2`` on both sides), magnitudes, a Slaney mel filterbank of ``n_mels`` bands from ``fmin``
   to ``fmax`` (librosa's ``filters.mel(htk=False, norm="slaney")``), then ``log(max(mel, log_floor))``.
+* input ``magnitude``, only for a network that refines its mask on the bins (head ``bin_mask``):
+  ``(batch, frames, n_fft // 2 + 1)`` float32, the same STFT's magnitudes, frame for frame.
 * outputs, one per head of the network: ``mask`` ``(batch, frames, bands)`` in [0, 1], the voice's
-  mask on the mel bands, and/or ``embedding`` ``(batch, frames, bands, D)`` unit-norm.
+  mask on the mel bands, and/or ``embedding`` ``(batch, frames, bands, D)`` unit-norm, and
+  ``bin_mask`` ``(batch, frames, n_fft // 2 + 1)`` in [0, 1], the voice's mask on the STFT's bins.
 * batch and frame axes are dynamic.
 
 Everything else a separation needs travels in the ONNX file's metadata (``metadata_props``), each value
@@ -34,6 +37,7 @@ from .errors import VocalsepError
 from .onnx_model import FORMAT
 
 OPSET = 17
+REFINED = "bin_mask"  # the head of a network that refines its mask on the bins; it takes ``magnitude`` too
 
 
 class ExportError(VocalsepError, RuntimeError):
@@ -47,8 +51,9 @@ class _Heads(torch.nn.Module):
         super().__init__()
         self.model, self.heads = model, heads
 
-    def forward(self, logmel):
-        out = self.model(logmel, heads=self.heads)
+    def forward(self, logmel, magnitude=None):
+        extra = {} if magnitude is None else {"magnitude": magnitude}
+        out = self.model(logmel, heads=self.heads, **extra)
         return tuple(out[h] for h in self.heads)
 
 
@@ -100,7 +105,9 @@ def export_onnx(bundle: ModelBundle, path: str | Path, *, licence: str = "", che
     heads = tuple(model.heads)
     wrapped = _Heads(model, heads).eval()
     example = torch.randn(2, frames, bundle.features.n_mels)
-    axes = {"logmel": {0: "batch", 1: "frames"}}
+    inputs = ["logmel"] + (["magnitude"] if REFINED in heads else [])
+    args = (example, torch.rand(2, frames, bundle.features.n_bins)) if REFINED in heads else (example,)
+    axes = {name: {0: "batch", 1: "frames"} for name in inputs}
     axes.update({h: {0: "batch", 1: "frames"} for h in heads})
     try:
         import onnx
@@ -111,14 +118,14 @@ def export_onnx(bundle: ModelBundle, path: str | Path, *, licence: str = "", che
         try:
             # no constant folding and no eval-mode fusion: the graph keeps the stored weights as they are
             # (batch norm and weight products are folded by ONNX Runtime when it loads the file)
-            torch.onnx.export(wrapped, (example,), tmp, input_names=["logmel"], output_names=list(heads),
+            torch.onnx.export(wrapped, args, tmp, input_names=inputs, output_names=list(heads),
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False,
                               training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
         except Exception as exc:  # noqa: BLE001 -- whatever the exporter raises for an unsupported operator
             raise ExportError(f"the {bundle.arch} network cannot be exported to ONNX "
                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
         proto = onnx.load(tmp)
-        if "logmel" not in [i.name for i in proto.graph.input]:
+        if [i.name for i in proto.graph.input] != inputs:
             raise ExportError(f"the {bundle.arch} network cannot be exported to ONNX: its traced graph ignores its "
                               "input (the network leaves torch somewhere, e.g. through numpy)")
         meta = metadata(bundle, licence)
@@ -132,7 +139,7 @@ def export_onnx(bundle: ModelBundle, path: str | Path, *, licence: str = "", che
         onnx.save(proto, tmp)
         if check:
             try:
-                worst = parity(wrapped, tmp, bundle.features.n_mels)
+                worst = parity(wrapped, tmp, bundle.features.n_mels, bins=bundle.features.n_bins)
             except Exception as exc:  # noqa: BLE001 -- ONNX Runtime's errors for a graph it cannot run
                 raise ExportError(f"the exported {bundle.arch} network does not run in ONNX Runtime "
                                   f"({' '.join(str(exc).split())[:200]})") from None
@@ -224,9 +231,10 @@ def store_int8(proto, packed: list[dict]) -> int:
     return saved
 
 
-def parity(wrapped: torch.nn.Module, onnx_path: str | Path, n_bands: int, seed: int = 0) -> float:
+def parity(wrapped: torch.nn.Module, onnx_path: str | Path, n_bands: int, seed: int = 0, bins: int = 0) -> float:
     """The largest absolute difference between the torch network and its ONNX file on random inputs of
-    two frame counts and batch sizes (neither the traced one), over every head."""
+    two frame counts and batch sizes (neither the traced one), over every head; a refining network
+    also gets a random magnitude on ``bins`` bins."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -234,9 +242,12 @@ def parity(wrapped: torch.nn.Module, onnx_path: str | Path, n_bands: int, seed: 
     worst = 0.0
     for batch, frames in ((1, 37), (3, 129)):
         x = rng.standard_normal((batch, frames, n_bands)).astype(np.float32) * 2 - 5
+        feeds = {"logmel": x}
+        if REFINED in wrapped.heads:
+            feeds["magnitude"] = rng.exponential(1.0, (batch, frames, bins)).astype(np.float32)
         with _traceable(), torch.no_grad():
-            ref = [t.numpy() for t in wrapped(torch.from_numpy(x))]
-        got = session.run(None, {"logmel": x})
+            ref = [t.numpy() for t in wrapped(*(torch.from_numpy(v) for v in feeds.values()))]
+        got = session.run(None, feeds)
         worst = max(worst, *(float(np.abs(a - b).max()) for a, b in zip(ref, got, strict=True)))
     return worst
 

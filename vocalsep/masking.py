@@ -32,6 +32,28 @@ def _bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int, high_band: st
     return SparseRows(mel_to_bin_weights(cfg, sample_rate, n_fft, high_band))
 
 
+def bin_to_bin_weights(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bins of an STFT at ``sample_rate`` with ``n_fft`` points that a mask on the model's own bins
+    covers (those up to ``cfg.fmax`` and the model's Nyquist frequency), and their weights on the
+    model's bins, (covered bins, model bins): linear interpolation in frequency, rows summing to one."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    low = np.flatnonzero(freqs <= min(cfg.fmax, cfg.sample_rate / 2) + 1e-6)
+    pos = freqs[low] / (cfg.sample_rate / cfg.n_fft)
+    lo = np.minimum(np.floor(pos).astype(np.int64), cfg.n_bins - 1)
+    hi = np.minimum(lo + 1, cfg.n_bins - 1)
+    frac = (pos - lo).astype(np.float32)
+    w = np.zeros((len(low), cfg.n_bins), np.float32)
+    w[np.arange(len(low)), lo] += 1 - frac
+    w[np.arange(len(low)), hi] += frac
+    return low, w
+
+
+@lru_cache(maxsize=16)
+def _refined_bins(cfg: FeatureConfig, sample_rate: int, n_fft: int) -> tuple[np.ndarray, SparseRows]:
+    low, w = bin_to_bin_weights(cfg, sample_rate, n_fft)
+    return low, SparseRows(w)
+
+
 @lru_cache(maxsize=16)
 def _mel_inverse(cfg: FeatureConfig) -> SparseRows:
     return SparseRows(mel_inverse(cfg).T)
@@ -72,14 +94,18 @@ def wiener_postfilter(spec: np.ndarray, mask: np.ndarray, frames: int = 5, power
 
 
 def apply_band_masks(audio: np.ndarray, masks: np.ndarray, sample_rate: int, cfg: FeatureConfig,
-                     postfilter: bool = False, high_band: str = HIGH_BANDS[0], threads: int = 1) -> np.ndarray:
+                     postfilter: bool = False, high_band: str = HIGH_BANDS[0], threads: int = 1,
+                     bin_masks: np.ndarray | None = None) -> np.ndarray:
     """Apply model-grid masks to audio at its own rate: the full-band reconstruction.
 
     ``audio``: (batch, channels, samples) float32 at ``sample_rate``; ``masks``: (batch, frames, bands)
     on the model's grid (its hop at its rate, its mel bands). Each mask is interpolated in time onto
     the audio's own STFT frames, mapped onto its bins (:func:`mel_to_bin_weights` with the ``high_band``
     rule above the model's band), optionally refined
-    by :func:`wiener_postfilter`, and applied to every channel. Returns the masked signal, (batch,
+    by :func:`wiener_postfilter`, and applied to every channel. ``bin_masks`` (batch, frames, model
+    bins), a refined mask on the bins of the model's own STFT, takes the place of the band masks up
+    to ``cfg.fmax`` (interpolated linearly in frequency, :func:`bin_to_bin_weights`); above it the
+    band masks' ``high_band`` rule still holds. Returns the masked signal, (batch,
     channels, samples). ``threads`` > 1 shares the batch out between that many threads (numpy's FFTs
     release the GIL); every chunk is computed alone either way, so the result is the same to the bit.
     """
@@ -87,10 +113,11 @@ def apply_band_masks(audio: np.ndarray, masks: np.ndarray, sample_rate: int, cfg
     if threads > 1 and k > 1:
         bounds = np.linspace(0, k, min(threads, k) + 1).astype(int)
         parts = _pool(min(threads, k)).map(
-            lambda ab: _apply_band_masks(audio[ab[0]:ab[1]], masks[ab[0]:ab[1]], sample_rate, cfg, postfilter, high_band),
+            lambda ab: _apply_band_masks(audio[ab[0]:ab[1]], masks[ab[0]:ab[1]], sample_rate, cfg, postfilter, high_band,
+                                         None if bin_masks is None else bin_masks[ab[0]:ab[1]]),
             zip(bounds[:-1], bounds[1:]))
         return np.concatenate(list(parts))
-    return _apply_band_masks(audio, masks, sample_rate, cfg, postfilter, high_band)
+    return _apply_band_masks(audio, masks, sample_rate, cfg, postfilter, high_band, bin_masks)
 
 
 @lru_cache(maxsize=4)
@@ -99,12 +126,16 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def _apply_band_masks(audio: np.ndarray, masks: np.ndarray, sample_rate: int, cfg: FeatureConfig,
-                      postfilter: bool, high_band: str) -> np.ndarray:
+                      postfilter: bool, high_band: str, bin_masks: np.ndarray | None = None) -> np.ndarray:
     k, channels, n = audio.shape
     n_fft, hop = output_stft_size(sample_rate, cfg)
     spec = stft(audio.reshape(k * channels, n), n_fft, hop)  # (batch*channels, frames, bins)
     to_bins = _bin_weights(cfg, sample_rate, n_fft, high_band)
-    m = to_bins(interpolate_frames(masks, spec.shape[1], hop / sample_rate, cfg.hop_length / cfg.sample_rate))
+    ratio = hop / sample_rate, cfg.hop_length / cfg.sample_rate
+    m = to_bins(interpolate_frames(masks, spec.shape[1], *ratio))
+    if bin_masks is not None:
+        low, rows = _refined_bins(cfg, sample_rate, n_fft)
+        m[..., low] = rows(interpolate_frames(bin_masks, spec.shape[1], *ratio))
     spec = spec.reshape(k, channels, *spec.shape[1:])
     if postfilter:
         m = wiener_postfilter(spec, m)

@@ -69,9 +69,16 @@ class OnnxNetwork:
 
     def __init__(self, session):
         self.session = session
+        bins = [i.shape[2] for i in session.get_inputs() if i.name == "magnitude"]
+        self.bins = bins[0] if bins else None  # a refining graph's bins; it takes a magnitude whatever is asked
 
-    def __call__(self, logmel: np.ndarray, heads: tuple[str, ...]) -> dict:
-        out = self.session.run(list(heads), {"logmel": np.ascontiguousarray(logmel, np.float32)})
+    def __call__(self, logmel: np.ndarray, heads: tuple[str, ...], magnitude: np.ndarray | None = None) -> dict:
+        feeds = {"logmel": np.ascontiguousarray(logmel, np.float32)}
+        if magnitude is not None:
+            feeds["magnitude"] = np.ascontiguousarray(magnitude, np.float32)
+        elif self.bins is not None:  # only the band mask asked for: the refiner's input is not used
+            feeds["magnitude"] = np.zeros((*feeds["logmel"].shape[:2], self.bins), np.float32)
+        out = self.session.run(list(heads), feeds)
         return dict(zip(heads, out, strict=True))
 
 
@@ -104,9 +111,10 @@ def load_onnx(path: str | Path, sha256: str | None = None, threads: int | None =
                              "the model again with vocalsep export")
     inputs = session.get_inputs()
     n_mels = info["features"].n_mels
-    if [i.name for i in inputs] != ["logmel"] or len(inputs[0].shape) != 3 or inputs[0].shape[2] != n_mels:
-        raise ModelFileError(f"{path}: its input is not logmel (batch, frames, {n_mels}); export the model again "
-                             "with vocalsep export")
+    want = ["logmel"] + (["magnitude"] if "bin_mask" in names else [])
+    if [i.name for i in inputs] != want or len(inputs[0].shape) != 3 or inputs[0].shape[2] != n_mels:
+        raise ModelFileError(f"{path}: its inputs are not {' and '.join(want)} (batch, frames, {n_mels} ...); export "
+                             "the model again with vocalsep export")
     heads = info.pop("heads")
     return OnnxModel(**info, path=path, outputs=tuple(heads), session=session, threads=threads)
 
@@ -141,8 +149,9 @@ def check_metadata(meta: dict[str, str], path) -> dict:
     if problem:
         raise bad(problem)
     heads = info["heads"]
-    if not (isinstance(heads, list) and heads and set(heads) <= {"embedding", "mask"}):
-        raise bad(f"its heads {heads!r} are not embedding and/or mask")
+    if not (isinstance(heads, list) and heads and set(heads) <= {"embedding", "mask", "bin_mask"}
+            and ("bin_mask" not in heads or "mask" in heads)):
+        raise bad(f"its heads {heads!r} are not embedding and/or mask (with bin_mask where it refines the mask)")
     kwargs = info.get("model_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise bad("its model_kwargs are not a table")

@@ -16,7 +16,7 @@ from .audio import AudioError, AudioOutput, check_output, fit_gain, open_audio
 from .choices import ACCOMPANIMENT, CLIP_MODES, CLUSTER_METHODS, HIGH_BANDS, MASK_SOURCES, MASKS, RECONSTRUCTIONS, VOCALS
 from .cluster import assign, fit_centroids, pick_voice_cluster, source_masks, voice_direction, voice_masks
 from .errors import MAX_CHANNELS, MAX_INPUT_PEAK, MAX_SOURCES, VocalsepError, check_number, check_sample_rate
-from .features import loud_bins
+from .features import loud_bins, magnitude
 from .frontend import FrontEnd
 from .masking import apply_band_masks, mel_reconstruct
 from .model_info import ModelInfo
@@ -81,7 +81,8 @@ class Separator:
                  n_init: int = 1, fit_points: int | None = 4000, batch: int = 8,
                  progress: Callable[[int, int], None] | None = None, mask_from: str = "auto",
                  mask: str = "auto", softness: float = 10.0, sources: int = 2, postfilter: bool | None = None,
-                 high_band: str = HIGH_BANDS[0], threads: int | None = None, shifts: int = 1):
+                 high_band: str = HIGH_BANDS[0], threads: int | None = None, shifts: int = 1,
+                 refine: bool | None = None):
         for name, value, allowed in (("reconstruction", reconstruct, RECONSTRUCTIONS), ("high-band rule", high_band, HIGH_BANDS),
                                      ("clustering method", cluster, CLUSTER_METHODS), ("mask", mask, MASKS),
                                      ("mask source", mask_from, MASK_SOURCES)):
@@ -122,6 +123,14 @@ class Separator:
         if postfilter and (reconstruct != "full" or sources > 2):
             raise SeparationError("the post-filter works on the full-band two-stem output (--reconstruct full, 2 "
                                   "sources); turn it off with --no-postfilter")
+        plain = mask_from == "head" and reconstruct == "full" and sources == 2
+        if refine is None:  # a model with a bin refiner uses it wherever its band mask is applied on the bins
+            refine = "bin_mask" in heads and plain
+        if refine and "bin_mask" not in heads:
+            raise SeparationError("this model has no bin refiner; separate without --refine")
+        if refine and not plain:
+            raise SeparationError("the bin refiner works on the mask head's two-stem full-band output (--mask-from "
+                                  "head, --reconstruct full, 2 sources); turn it off with --no-refine")
         if mask_from == "clusters" and sources == 2:
             voice_direction(bundle.voice_rule)  # fail now, not on the first chunk
         if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
@@ -138,7 +147,7 @@ class Separator:
         self.softness, self.sources, self.postfilter = float(softness), sources, bool(postfilter)
         self.high_band = high_band
         self.segment_frames, self.overlap = segment_frames, overlap
-        self.shifts = shifts
+        self.shifts, self.refine = shifts, bool(refine)
         self.seed, self.n_init, self.fit_points, self.batch, self.progress = seed, n_init, fit_points, batch, progress
         self.front = FrontEnd(self.cfg)
         if mask_from == "clusters" and cluster in ("kmeans-sklearn", "meanshift"):
@@ -369,19 +378,23 @@ class Separator:
     def infer(self, mono16: np.ndarray, heads: tuple[str, ...] | None = None):
         """(batch, samples) mono at the model rate -> the network's heads (``embedding`` (batch, frames,
         bands, D) and/or ``mask`` (batch, frames, bands); by default those this separator uses), mel
-        magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins), all numpy."""
+        magnitudes (batch, frames, bands) and the complex STFT (batch, frames, bins), all numpy; with the
+        bin refiner also ``bin_mask`` (batch, frames, bins)."""
         spec, mel = self.front.analyse(np.atleast_2d(mono16))
-        wanted = tuple(heads or (("mask",) if self.mask_from == "head" else ("embedding",)))
+        wanted = tuple(heads or ((("mask", "bin_mask") if self.refine else ("mask",)) if self.mask_from == "head"
+                                 else ("embedding",)))
         logmel = self.front.log_mel(mel)
-        if self.shifts == 1 or wanted != ("mask",):
-            return self.network(logmel, wanted), mel, spec
-        total = None
+        inputs = [logmel] + ([magnitude(spec)] if "bin_mask" in wanted else [])
+        if self.shifts == 1 or "embedding" in wanted:
+            return self.network(inputs[0], wanted, *inputs[1:]), mel, spec
+        total: dict = {}
         for k in range(self.shifts):  # delay by d frames (the first frame repeated), then drop them again
             d = k * SHIFT_SPAN // self.shifts
-            x = logmel if d == 0 else np.concatenate([np.repeat(logmel[:, :1], d, axis=1), logmel], axis=1)
-            m = self.network(np.ascontiguousarray(x), wanted)["mask"][:, d:]
-            total = m if total is None else total + m
-        return {"mask": total / self.shifts}, mel, spec
+            x = [v if d == 0 else np.concatenate([np.repeat(v[:, :1], d, axis=1), v], axis=1) for v in inputs]
+            out = self.network(np.ascontiguousarray(x[0]), wanted, *map(np.ascontiguousarray, x[1:]))
+            for h in wanted:
+                total[h] = out[h][:, d:] + total.get(h, 0.0)
+        return {h: v / self.shifts for h, v in total.items()}, mel, spec
 
     def embed(self, mono16: np.ndarray):
         """Like :meth:`infer`, the embeddings only: (embeddings, mel, spec)."""
@@ -438,7 +451,11 @@ class Separator:
             acc = np.stack([mel_reconstruct(mel[i], spec16[i], 1.0 - masks[i], mono16.shape[1], sample_rate, n, c)
                             for i in range(k)])
             return {VOCALS: np.repeat(voc[:, None], channels, 1), ACCOMPANIMENT: np.repeat(acc[:, None], channels, 1)}
-        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band, self.mask_threads)
+        bin_masks = None
+        if self.refine:
+            bin_masks = heads["bin_mask"] if self.mask == "soft" else (heads["bin_mask"] > 0.5).astype(np.float32)
+        vocals = apply_band_masks(chunks, masks, sample_rate, c, self.postfilter, self.high_band, self.mask_threads,
+                                  bin_masks=bin_masks)
         return {VOCALS: vocals, ACCOMPANIMENT: chunks - vocals}
 
 

@@ -2,7 +2,8 @@
 
     python recipes/mixed/validate.py [--model NAME|PATH] [--postfilter|--no-postfilter]
                                      [--sets unseen songs heldout] [--heldout DIR] [--json FILE]
-                                     [--high-band-bound] [--stereo-rules]
+                                     [--high-band-bound] [--stereo-rules] [--no-refine]
+                                     [--shifts N] [--segment-frames N] [--mask-sharpness A]
 
 * ``unseen``: MIR-1K clips of two singers outside the training split (``data/mir1k/unseen.txt``:
   khair, yifen; 109 clips), voice GNSDR / GSIR / GSAR, BSS Eval v3, 0 dB mixtures (left + right).
@@ -207,6 +208,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, type=Path, help="also write the scores here")
     ap.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"], help="what runs the network")
     ap.add_argument("--shifts", default=1, type=int, help="average the mask over this many time-shifted runs")
+    ap.add_argument("--refine", default=None, action=argparse.BooleanOptionalAction,
+                    help="the model's bin refiner (default: on where the model has one)")
+    ap.add_argument("--segment-frames", default=500, type=int,
+                    help="model frames per chunk of the apply loop (500: 4 s at 16 kHz, hop 128)")
     ap.add_argument("--high-band-bound", action="store_true",
                     help="songs: also the vocals SDR with the true vocals above 8 kHz (what any --high-band rule could reach)")
     ap.add_argument("--mask-sharpness", default=1.0, type=float,
@@ -223,7 +228,8 @@ def main(argv=None) -> int:
 
     from vocalsep import Separator
 
-    kwargs = {"postfilter": args.postfilter, "shifts": args.shifts}
+    kwargs = {"postfilter": args.postfilter, "shifts": args.shifts, "segment_frames": args.segment_frames,
+              "refine": args.refine}
     if args.high_band:
         kwargs["high_band"] = args.high_band
     sep = Separator.from_pretrained(args.model, args.runtime, **kwargs)
@@ -231,7 +237,7 @@ def main(argv=None) -> int:
         masks = sep.masks
         sep.masks = lambda *a, **kw: sharpened(masks(*a, **kw), args.mask_sharpness)
     result = {"model": args.model or "default", "runtime": sep.runtime, "postfilter": sep.postfilter, "shifts": sep.shifts,
-              "mask_sharpness": args.mask_sharpness}
+              "segment_frames": sep.segment_frames, "refine": sep.refine, "mask_sharpness": args.mask_sharpness}
     print(f"model {result['model']}", flush=True)
     if "unseen" in args.sets:
         result["unseen"] = score_unseen(sep, args.data, args.manifest)

@@ -17,6 +17,11 @@ a multiple of ``2 ** depth`` and the output is cropped back, so any T >= 1 frame
 3x3 convolution, batch norm, added to the block's input): depth where the grid is smallest, so that
 each block costs about as much as one encoder layer. The last batch norm of each block starts at zero
 gain, so a network with new blocks computes what it did without them until training moves them.
+
+``refine`` > 0 adds a :class:`~vocalsep.models.refiner.BinRefiner` with that many channels on the
+bins of the STFT that ``refine_grid`` describes (``[sample_rate, n_fft, fmin, fmax]``, the model's
+own features): a second head, ``bin_mask`` (batch, frames, bins), computed from the band mask and
+the mixture's magnitude, which ``forward`` then takes as ``magnitude``.
 """
 from __future__ import annotations
 
@@ -25,21 +30,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import _Normalised
+from .refiner import BinRefiner
 
 
 class MaskUNet(_Normalised):
-    """(batch, frames, n_bands) log-mel in, ``{"mask": (batch, frames, n_bands) in [0, 1]}`` out."""
+    """(batch, frames, n_bands) log-mel in, ``{"mask": (batch, frames, n_bands) in [0, 1]}`` out
+    (and ``"bin_mask"`` (batch, frames, bins) where the network refines, given ``magnitude``)."""
 
     def __init__(self, n_bands: int = 150, channels: int = 16, depth: int = 5, kernel: int = 5,
-                 dropout: float = 0.2, dropout_layers: int = 2, blocks: int = 0):
+                 dropout: float = 0.2, dropout_layers: int = 2, blocks: int = 0, refine: int = 0,
+                 refine_grid: list | None = None):
         if min(n_bands, channels, depth, kernel) < 1 or kernel % 2 == 0:
             raise ValueError("n_bands, channels and depth must be positive and kernel a positive odd number")
         if blocks < 0:
             raise ValueError(f"blocks must be 0 or more, got {blocks}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if refine < 0 or refine and refine_grid is None:
+            raise ValueError("refine must be 0, or a channel count with refine_grid = [sample_rate, n_fft, fmin, fmax]")
         super().__init__(n_bands)
-        self.heads, self.emb_dim = ("mask",), None
+        self.heads, self.emb_dim = ("mask", "bin_mask") if refine else ("mask",), None
         self.depth, self.channels, self.kernel = depth, channels, kernel
         pad = kernel // 2
         widths = [channels * 2 ** i for i in range(depth)]
@@ -57,9 +67,13 @@ class MaskUNet(_Normalised):
                 nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=pad, output_padding=1),
                 nn.BatchNorm2d(c_out), nn.ReLU(), drop))
         self.out = nn.Conv2d(channels + 1, 1, 1)  # sees the last decoder layer and the input itself
+        if refine:
+            self.refiner = BinRefiner(n_bands, refine_grid, refine)
 
-    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        # one head only: ``heads`` is accepted for the common interface
+    def forward(self, logmel: torch.Tensor, heads: tuple[str, ...] | None = None,
+                magnitude: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``heads``: those wanted (default: all); ``bin_mask`` needs ``magnitude``, the mixture's STFT
+        magnitude on the refiner's bins (batch, frames, bins), frame for frame with ``logmel``."""
         x = self.normalise(logmel).transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
         n_f, n_t = x.shape[-2:]
         m = 2 ** self.depth
@@ -75,8 +89,13 @@ class MaskUNet(_Normalised):
             h = layer(h)
             if skips:
                 h = torch.cat([h, skips.pop()], dim=1)
-        mask = torch.sigmoid(self.out(torch.cat([h, x], dim=1)))[:, 0, :n_f, :n_t]
-        return {"mask": mask.transpose(1, 2)}
+        mask = torch.sigmoid(self.out(torch.cat([h, x], dim=1)))[:, 0, :n_f, :n_t].transpose(1, 2)
+        out = {"mask": mask}
+        if len(self.heads) > 1 and (heads is None or "bin_mask" in heads):
+            if magnitude is None:
+                raise ValueError("this U-Net refines its mask on the bins: pass the mixture's magnitude")
+            out["bin_mask"] = self.refiner(mask, magnitude)
+        return out
 
     def load_narrower(self, state: dict[str, torch.Tensor], channels: int) -> None:
         """Start from a narrower U-Net's weights (``channels`` first-layer channels, at most this
